@@ -1,0 +1,58 @@
+//! # rampart-audit
+//!
+//! The tamper-evident audit log of every decision Rampart makes, pass or reject.
+//!
+//! **Owns**: the record format ([`format`](mod@format), written as a spec so outside tools can verify a log), the hash
+//! chain ([`chain`]), the durable writer with group commit and fail-closed errors ([`writer`]), and the
+//! verifier ([`verify`]).
+//!
+//! **Must not**: decide anything about a request (the pipeline does, and hands over a finished
+//! [`AuditRecord`]); see secrets (identities arrive already named or pseudonymized, inputs as digests); drop a
+//! record to keep up (the queue is bounded and a full queue makes callers wait); acknowledge a record before it
+//! is written (and, by default, synced).
+//!
+//! **Main types**:
+//! - [`AuditRecord`]: what the request path hands over; [`LogEntry`]: a record as stored.
+//! - [`AuditWriter`]: cloneable handle; [`AuditWriter::commit`] returns once the record is durable, or
+//!   [`AuditError::Unavailable`], which the server answers with 503 `audit_unavailable`.
+//! - [`ChainHash`]: the SHA-256 link between lines.
+//! - [`verify_dir`]: walks a log and names the first record that does not verify.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), rampart_audit::AuditError> {
+//! use rampart_audit::{AuditRecord, AuditWriter, Decision, Durability, Outcome};
+//!
+//! let writer = AuditWriter::open("/var/lib/rampart/audit".as_ref(), Durability::Fsync)?;
+//! let committed = writer
+//!     .commit(AuditRecord {
+//!         time: None,
+//!         request_id: "req-1".into(),
+//!         identity: "alice".into(),
+//!         model: "iris".into(),
+//!         model_version: "3".into(),
+//!         input_sha256: AuditRecord::input_digest(b"[[5.1,3.5,1.4,0.2]]"),
+//!         decision: Decision { outcome: Outcome::Pass, reason: None, guard: None, status: 200 },
+//!         flags: vec![],
+//!         output: serde_json::json!({"label": "setosa"}),
+//!         latency_us: 640,
+//!     })
+//!     .await?;
+//! println!("record {} is durable, chain head {}", committed.seq, committed.hash);
+//! writer.shutdown().await
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod chain;
+pub mod format;
+pub mod verify;
+pub mod writer;
+
+pub use chain::ChainHash;
+pub use format::{AuditRecord, Decision, Flag, FormatError, LogEntry, Outcome};
+pub use verify::{verify_dir, VerifyError, VerifyFailure, VerifyReport};
+pub use writer::{
+    AuditError, AuditStats, AuditWriter, ChainHead, Committed, Durability, Sink, WriterConfig,
+};

@@ -1,0 +1,149 @@
+//! The stable reason codes a client sees, and the HTTP status each one maps to.
+
+use serde::Serialize;
+
+/// Why a request was refused. The code ([`Reason::as_str`]) and the status ([`Reason::status`]) are part of the
+/// public API: clients and dashboards key on them, so a variant's code never changes once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The body is not JSON, or not the JSON document the endpoint expects.
+    InvalidJson,
+    /// A required field (`features`, `instances`, `inputs`, `data`) is absent.
+    MissingField,
+    /// The tensor's shape does not match the model's input (width, declared shape, element count, batch size).
+    ShapeMismatch,
+    /// A value is not a number, or a declared datatype is not one the model takes.
+    DtypeMismatch,
+    /// A number is NaN, infinite, or too large for the model's `f32` input.
+    NonFinite,
+    /// A feature lies outside the range the model was trained on (widened by the configured margin).
+    OutOfRange,
+    /// No valid credential was presented. The body is the same whatever was wrong.
+    Unauthenticated,
+    /// The model named in the path is not served here (the name is never echoed).
+    ModelNotFound,
+    /// No route matches the path.
+    NotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
+    /// The body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
+    /// The input is well-formed but far from the model's training distribution.
+    AnomalousInput,
+    /// The identity has exceeded its request rate for this model.
+    RateLimited,
+    /// The audit record could not be made durable, so the decision is not acknowledged (fail closed).
+    AuditUnavailable,
+    /// The model could not produce an answer for a well-formed request.
+    ModelUnavailable,
+    /// The client took too long to send its request.
+    RequestTimeout,
+    /// A bug: nothing internal is shown, an alert is raised.
+    Internal,
+}
+
+impl Reason {
+    /// Every reason, in the order of the README's table.
+    pub const ALL: &'static [Reason] = &[
+        Reason::InvalidJson,
+        Reason::MissingField,
+        Reason::ShapeMismatch,
+        Reason::DtypeMismatch,
+        Reason::NonFinite,
+        Reason::OutOfRange,
+        Reason::Unauthenticated,
+        Reason::ModelNotFound,
+        Reason::NotFound,
+        Reason::MethodNotAllowed,
+        Reason::RequestTimeout,
+        Reason::PayloadTooLarge,
+        Reason::UnsupportedMediaType,
+        Reason::AnomalousInput,
+        Reason::RateLimited,
+        Reason::Internal,
+        Reason::AuditUnavailable,
+        Reason::ModelUnavailable,
+    ];
+
+    /// The stable snake_case code sent as `reason`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::MissingField => "missing_field",
+            Reason::ShapeMismatch => "shape_mismatch",
+            Reason::DtypeMismatch => "dtype_mismatch",
+            Reason::NonFinite => "non_finite",
+            Reason::OutOfRange => "out_of_range",
+            Reason::Unauthenticated => "unauthenticated",
+            Reason::ModelNotFound => "model_not_found",
+            Reason::NotFound => "not_found",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::PayloadTooLarge => "payload_too_large",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::AnomalousInput => "anomalous_input",
+            Reason::RateLimited => "rate_limited",
+            Reason::AuditUnavailable => "audit_unavailable",
+            Reason::ModelUnavailable => "model_unavailable",
+            Reason::RequestTimeout => "request_timeout",
+            Reason::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status this reason is always sent with.
+    pub const fn status(self) -> u16 {
+        match self {
+            Reason::InvalidJson
+            | Reason::MissingField
+            | Reason::ShapeMismatch
+            | Reason::DtypeMismatch
+            | Reason::NonFinite
+            | Reason::OutOfRange => 400,
+            Reason::Unauthenticated => 401,
+            Reason::ModelNotFound | Reason::NotFound => 404,
+            Reason::MethodNotAllowed => 405,
+            Reason::RequestTimeout => 408,
+            Reason::PayloadTooLarge => 413,
+            Reason::UnsupportedMediaType => 415,
+            Reason::AnomalousInput => 422,
+            Reason::RateLimited => 429,
+            Reason::Internal => 500,
+            Reason::AuditUnavailable | Reason::ModelUnavailable => 503,
+        }
+    }
+
+    /// What the reason means, in words fit for the client and the README.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "the body is not the JSON document this endpoint expects",
+            Reason::MissingField => "a required field is missing",
+            Reason::ShapeMismatch => "the input's shape does not match the model's input",
+            Reason::DtypeMismatch => "a value or declared datatype is not a number the model takes",
+            Reason::NonFinite => "a value is NaN, infinite or too large for the model",
+            Reason::OutOfRange => "a feature is outside the range the model was trained on",
+            Reason::Unauthenticated => "missing or invalid credentials",
+            Reason::ModelNotFound => "no such model",
+            Reason::NotFound => "no such route",
+            Reason::MethodNotAllowed => "method not allowed on this route",
+            Reason::RequestTimeout => "the request was not received in time",
+            Reason::PayloadTooLarge => "the body is larger than allowed",
+            Reason::UnsupportedMediaType => "the body must be application/json",
+            Reason::AnomalousInput => "the input is far from the model's training distribution",
+            Reason::RateLimited => "too many requests",
+            Reason::Internal => "internal error",
+            Reason::AuditUnavailable => {
+                "the audit log is unavailable; the request was not processed"
+            }
+            Reason::ModelUnavailable => "the model could not answer",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

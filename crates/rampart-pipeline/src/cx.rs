@@ -1,0 +1,25 @@
+//! The per-request context every guard receives.
+
+use rampart_core::Identity;
+
+/// Which wire format carried the request; decoding differs, validation does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `POST /v1/models/{name}/predict` with `{"features": [...]}` or `{"instances": [[...], ...]}`.
+    V1,
+    /// Open Inference Protocol v2 `POST /v2/models/{name}/infer`.
+    V2,
+}
+
+/// What is known about a request before its body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestCx<'a> {
+    /// The id sent back in `X-Request-Id` and written to the audit record.
+    pub request_id: &'a str,
+    /// The authenticated caller.
+    pub identity: &'a Identity,
+    /// The model's configured name.
+    pub model: &'a str,
+    /// The wire format.
+    pub protocol: Protocol,
+}

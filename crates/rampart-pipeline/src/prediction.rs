@@ -1,0 +1,75 @@
+//! The model's answer as the shaping guards see it, and the sanitized answer that leaves.
+
+use std::sync::Arc;
+
+/// One row of the model's raw answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowPrediction {
+    /// A classifier's row: the class probabilities and the winning class.
+    Class {
+        /// Probabilities, one per class.
+        probabilities: Vec<f32>,
+        /// Index of the most probable class.
+        best: usize,
+        /// Its probability.
+        confidence: f32,
+        /// Set by the confidence gate: the id under which the row waits for human review.
+        review_id: Option<String>,
+    },
+    /// A regressor's row.
+    Value {
+        /// The outputs.
+        values: Vec<f32>,
+    },
+}
+
+/// The model's raw answer for every row of a request. Never rendered as is: [`crate::sanitize`] decides what
+/// leaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// One entry per input row.
+    pub rows: Vec<RowPrediction>,
+}
+
+impl Prediction {
+    /// Whether the confidence gate sent any row to review.
+    pub fn needs_review(&self) -> bool {
+        self.rows.iter().any(|r| {
+            matches!(
+                r,
+                RowPrediction::Class {
+                    review_id: Some(_),
+                    ..
+                }
+            )
+        })
+    }
+}
+
+/// One row of the sanitized answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowAnswer {
+    /// A label, with its rounded confidence unless the output is label-only, and the runners-up when top-k > 1.
+    Label {
+        /// The class label.
+        label: Arc<str>,
+        /// Rounded confidence (absent in label-only mode).
+        confidence: Option<f64>,
+        /// The k most probable classes with rounded probabilities (k > 1 only).
+        top: Vec<(Arc<str>, f64)>,
+    },
+    /// A regressor's rounded outputs.
+    Value(Vec<f64>),
+    /// The gate withheld the answer: it waits for review.
+    Uncertain {
+        /// Where the item waits.
+        review_id: String,
+    },
+}
+
+/// The sanitized answer to a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// One per input row.
+    pub rows: Vec<RowAnswer>,
+}

@@ -1,0 +1,424 @@
+//! `GatewayConfig`: the one TOML file, parsed in three stages. [`RawConfig`] is what serde reads (unknown
+//! fields refused everywhere: a typo must never switch a defense off); [`RawConfig::validate`] returns *every*
+//! problem at once, each with its path; [`crate::Gateway::build`] then loads files, keys and models.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use rampart_pipeline::{anomaly, confidence, rate_limit, sanitize, validate, PipelineConfig};
+
+/// A problem in the config, with the path of the field (`models[1].anomaly.zscore`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where.
+    pub path: String,
+    /// What.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Why a config file could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a field of the wrong type or name.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The field.
+        path: String,
+        /// What serde said.
+        message: String,
+    },
+    /// Semantic problems, all of them.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+}
+
+/// The whole file as read.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[server]`.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `[audit]`.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// `[alerts]`.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// `[[models]]`.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+    /// Directory that relative paths are resolved against (the config file's); not read from the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Inference listener. Default `127.0.0.1:8080` (loopback: exposing the gateway is a decision).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Admin listener (`/metrics`); never the same as `listen`. Default `127.0.0.1:9090`.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    /// Where audit, alerts and the review queue live. Default `./rampart-data`.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Largest request body; bigger ones get 413 before they are read. Default 1 MiB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Time a client has to send its request headers (slowloris). Default 10 000 ms.
+    #[serde(default = "default_header_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Time a client has to send its whole body. Default 30 000 ms.
+    #[serde(default = "default_body_timeout")]
+    pub body_read_timeout_ms: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("rampart-data")
+}
+fn default_max_body() -> usize {
+    1 << 20
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_body_timeout() -> u64 {
+    30_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            data_dir: default_data_dir(),
+            max_body_bytes: default_max_body(),
+            header_read_timeout_ms: default_header_timeout(),
+            body_read_timeout_ms: default_body_timeout(),
+        }
+    }
+}
+
+/// `[auth]`. Exactly one of `api_keys_file` and `anonymous = true`: a gateway without authentication must say
+/// so, never get there by omission.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Hashed API keys, written by `rampart key new`.
+    #[serde(default)]
+    pub api_keys_file: Option<PathBuf>,
+    /// Serve without authentication (every caller is `anonymous`). Default false.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Write the audit log. Default true; turning it off is for benchmarks that measure its cost.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Directory; default `<data_dir>/audit`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `fsync` (default: a response is sent only once its record is on disk, one fsync per group of records)
+    /// or `buffered` (written, not synced: a crash can lose the last records).
+    #[serde(default)]
+    pub durability: Durability,
+    /// `reject` (default: 503 `audit_unavailable` when a record cannot be written) or `continue` (answer
+    /// anyway, alert): failing closed is the safe default for a security log.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            dir: None,
+            durability: Durability::Fsync,
+            on_failure: OnFailure::Reject,
+        }
+    }
+}
+
+/// Audit durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// Group commit with fsync.
+    #[default]
+    Fsync,
+    /// Written to the OS, not synced.
+    Buffered,
+}
+
+/// What to do when the audit cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// 503 `audit_unavailable`.
+    #[default]
+    Reject,
+    /// Answer, log and alert.
+    Continue,
+}
+
+/// `[alerts]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// JSON-lines file; default `<data_dir>/alerts/alerts.jsonl`.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Rate-limit refusals of one identity within a minute that make a `rate_limit_storm` alert. Default 20.
+    #[serde(default = "default_storm")]
+    pub rate_limit_storm: u32,
+}
+
+fn default_storm() -> u32 {
+    20
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            rate_limit_storm: default_storm(),
+        }
+    }
+}
+
+/// One `[[models]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Name in URLs: 1–64 of `a-z 0-9 _ -`.
+    pub name: String,
+    /// Version reported by `/v2/models/{name}` and written to the audit. Default "1".
+    #[serde(default = "default_version")]
+    pub version: String,
+    /// The ONNX file.
+    pub path: PathBuf,
+    /// Baseline profile (`rampart profile`); needed by range validation and anomaly detection.
+    #[serde(default)]
+    pub baseline: Option<PathBuf>,
+    /// Class labels in model order (classifiers). Default: the class indices.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// `rate_limit = { per_minute = 60, burst = 60, mode = "enforce" }`.
+    #[serde(default)]
+    pub rate_limit: rate_limit::Config,
+    /// `validate = { ranges = "baseline", margin = 0.1, max_rows = 64, mode = "enforce" }`.
+    #[serde(default)]
+    pub validate: validate::Config,
+    /// `anomaly = { zscore = 3.0, mahalanobis = "baseline:p999", mode = "enforce" }`.
+    #[serde(default)]
+    pub anomaly: anomaly::Config,
+    /// `confidence = { min = 0.5 }`.
+    #[serde(default)]
+    pub confidence: confidence::Config,
+    /// `output = { decimals = 2, top_k = 1, label_only = false }`.
+    #[serde(default)]
+    pub output: sanitize::Config,
+}
+
+fn default_version() -> String {
+    "1".to_owned()
+}
+
+impl ModelConfig {
+    /// The pipeline sections.
+    pub fn pipeline(&self) -> PipelineConfig {
+        PipelineConfig {
+            rate_limit: self.rate_limit.clone(),
+            validate: self.validate.clone(),
+            anomaly: self.anomaly.clone(),
+            confidence: self.confidence.clone(),
+            output: self.output.clone(),
+        }
+    }
+}
+
+impl RawConfig {
+    /// Parses TOML text; `base_dir` is where relative paths point.
+    ///
+    /// # Errors
+    /// [`LoadError::Parse`] naming the field.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, LoadError> {
+        let de = toml::Deserializer::new(text);
+        let mut cfg: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            LoadError::Parse {
+                path: if path == "." {
+                    "config".to_owned()
+                } else {
+                    path
+                },
+                message: inner.message().trim().to_owned(),
+            }
+        })?;
+        cfg.base_dir = base_dir.to_path_buf();
+        Ok(cfg)
+    }
+
+    /// Reads and parses a file.
+    ///
+    /// # Errors
+    /// [`LoadError`].
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &base)
+    }
+
+    /// Resolves a path from the file against the config's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// Every semantic problem, with its path.
+    pub fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let mut err = |path: String, message: &str| {
+            errors.push(ConfigError {
+                path,
+                message: message.to_owned(),
+            })
+        };
+        if self.server.listen == self.server.admin_listen && self.server.listen.port() != 0 {
+            err(
+                "server.admin_listen".into(),
+                "must differ from server.listen",
+            );
+        }
+        if self.server.max_body_bytes < 64 {
+            err("server.max_body_bytes".into(), "must be at least 64");
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            err("server.header_read_timeout_ms".into(), "must be > 0");
+        }
+        if self.server.body_read_timeout_ms == 0 {
+            err("server.body_read_timeout_ms".into(), "must be > 0");
+        }
+        match (&self.auth.api_keys_file, self.auth.anonymous) {
+            (Some(_), true) => err(
+                "auth".into(),
+                "give either api_keys_file or anonymous = true, not both",
+            ),
+            (None, false) => err(
+                "auth".into(),
+                "no authentication configured: set api_keys_file, or anonymous = true to serve without it",
+            ),
+            _ => {}
+        }
+        if self.alerts.rate_limit_storm == 0 {
+            err("alerts.rate_limit_storm".into(), "must be > 0");
+        }
+        if self.models.is_empty() {
+            err("models".into(), "at least one [[models]] entry is required");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let at = |field: &str| format!("models[{i}].{field}");
+            let valid_name = !m.name.is_empty()
+                && m.name.len() <= 64
+                && m.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid_name {
+                err(at("name"), "must be 1-64 characters of a-z, 0-9, _ and -");
+            }
+            if !seen.insert(m.name.as_str()) {
+                err(at("name"), "duplicate model name");
+            }
+            if m.version.is_empty() || m.version.len() > 64 || m.version.contains(['/', ' ']) {
+                err(
+                    at("version"),
+                    "must be 1-64 characters without '/' or spaces",
+                );
+            }
+            if m.rate_limit.per_minute == 0 {
+                err(at("rate_limit.per_minute"), "must be > 0");
+            }
+            if m.rate_limit.burst == Some(0) {
+                err(at("rate_limit.burst"), "must be > 0");
+            }
+            if !(m.validate.margin.is_finite() && m.validate.margin >= 0.0) {
+                err(at("validate.margin"), "must be >= 0");
+            }
+            if m.validate.max_rows == 0 || m.validate.max_rows > 100_000 {
+                err(at("validate.max_rows"), "must be between 1 and 100000");
+            }
+            if !(0.0..=1.0).contains(&m.confidence.min) {
+                err(at("confidence.min"), "must be between 0 and 1");
+            }
+            if m.output.decimals > 9 {
+                err(at("output.decimals"), "must be at most 9");
+            }
+            if m.output.top_k == 0 {
+                err(at("output.top_k"), "must be at least 1");
+            }
+            let needs_baseline = m.anomaly.mode.is_on()
+                || (m.validate.mode.is_on()
+                    && m.validate.ranges == validate::RangeSource::Baseline);
+            if needs_baseline && m.baseline.is_none() {
+                err(
+                    at("baseline"),
+                    "range validation and anomaly detection need a baseline (rampart profile); \
+                     or set validate.ranges = \"none\" and anomaly.mode = \"off\"",
+                );
+            }
+            if m.labels.iter().any(String::is_empty) {
+                err(at("labels"), "labels must not be empty strings");
+            }
+        }
+        errors
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,99 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use super::{LoadError, RawConfig};
+
+const MINIMAL: &str = r#"
+[auth]
+anonymous = true
+
+[[models]]
+name = "m"
+path = "m.onnx"
+baseline = "m.baseline.json"
+"#;
+
+#[test]
+fn minimal_config_is_valid_with_safe_defaults() {
+    let cfg = RawConfig::parse(MINIMAL, Path::new("/etc/rampart")).unwrap();
+    assert!(cfg.validate().is_empty());
+    let m = &cfg.models[0];
+    assert_eq!(m.rate_limit.per_minute, 60);
+    assert_eq!(m.confidence.min, 0.5);
+    assert_eq!(m.output.decimals, 2);
+    assert!(cfg.audit.enabled);
+    assert_eq!(cfg.resolve(&m.path), Path::new("/etc/rampart/m.onnx"));
+    assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8080");
+}
+
+#[test]
+fn unknown_field_is_refused_with_its_path() {
+    let text = MINIMAL.replace("baseline = ", "anomaly = { zscor = 3.0 }\nbaseline = ");
+    match RawConfig::parse(&text, Path::new(".")) {
+        Err(LoadError::Parse { path, message }) => {
+            assert_eq!(path, "models[0].anomaly");
+            assert!(message.contains("zscor"), "{message}");
+        }
+        other => panic!("expected a parse error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_threshold_is_refused() {
+    let text = MINIMAL.replace(
+        "baseline = ",
+        "anomaly = { mahalanobis = \"chi2:2\" }\nbaseline = ",
+    );
+    assert!(matches!(
+        RawConfig::parse(&text, Path::new(".")),
+        Err(LoadError::Parse { .. })
+    ));
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:9000"
+admin_listen = "127.0.0.1:9000"
+
+[[models]]
+name = "Bad Name"
+path = "a.onnx"
+confidence = { min = 1.5 }
+rate_limit = { per_minute = 0 }
+output = { top_k = 0 }
+
+[[models]]
+name = "Bad Name"
+path = "b.onnx"
+validate = { ranges = "none" }
+anomaly = { mode = "off" }
+"#;
+    let cfg = RawConfig::parse(text, Path::new(".")).unwrap();
+    let paths: Vec<String> = cfg.validate().into_iter().map(|e| e.path).collect();
+    for expected in [
+        "server.admin_listen",
+        "auth",
+        "models[0].name",
+        "models[0].confidence.min",
+        "models[0].rate_limit.per_minute",
+        "models[0].output.top_k",
+        "models[0].baseline",
+        "models[1].name",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+    assert!(!paths.iter().any(|p| p == "models[1].baseline"));
+}
+
+#[test]
+fn no_authentication_by_omission() {
+    let text = MINIMAL.replace("anonymous = true", "");
+    let cfg = RawConfig::parse(&text, Path::new(".")).unwrap();
+    assert!(cfg.validate().iter().any(|e| e.path == "auth"));
+}

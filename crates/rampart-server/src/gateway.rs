@@ -1,0 +1,779 @@
+//! The gateway: everything built from the config once at start-up, and the request path that runs through it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use rampart_audit::{AuditRecord, AuditWriter};
+use rampart_core::{Finding, GuardId, Identity, Reason, Rejection, Severity};
+use rampart_detect::Baseline;
+use rampart_model::{Backend, ModelInfo, ModelKind, TractModel};
+use rampart_pipeline::rate_limit::Quotas;
+use rampart_pipeline::{Decision, Outcome, Pipeline, Protocol, RequestCx};
+
+use crate::alerts::{Alert, AlertSink};
+use crate::auth::{Authenticator, KeyStore, KeysFile};
+use crate::config::{OnFailure, RawConfig};
+use crate::metrics::{Metrics, ModelMetrics, UNKNOWN_MODEL};
+use crate::render;
+use crate::respond;
+use crate::review::{ReviewItem, ReviewQueue};
+
+/// Why the gateway cannot start. Each message names the file and the field it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The config is invalid.
+    #[error("invalid config:\n{0}")]
+    Config(String),
+    /// A model failed to load.
+    #[error("models[{index}] ({name}): {message}")]
+    Model {
+        /// Index in `[[models]]`.
+        index: usize,
+        /// Its name.
+        name: String,
+        /// What failed (names the file, node and reason).
+        message: String,
+    },
+    /// A file (keys, baseline, data directory) could not be used.
+    #[error("{0}")]
+    File(String),
+}
+
+/// One served model.
+pub(crate) struct ServedModel {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) info: ModelInfo,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) metrics: ModelMetrics,
+}
+
+/// How the gateway treats audit failures.
+struct Audit {
+    writer: AuditWriter,
+    on_failure: OnFailure,
+}
+
+pub(crate) struct Shared {
+    auth: Authenticator,
+    pub(crate) models: HashMap<String, Arc<ServedModel>>,
+    audit: Option<Audit>,
+    alerts: AlertSink,
+    review: ReviewQueue,
+    pub(crate) metrics: Metrics,
+    unknown: ModelMetrics,
+    max_body: usize,
+    body_timeout: Duration,
+}
+
+/// A built gateway, ready to serve.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What authenticates callers when the config does not come from a file (the demo's one-time key).
+pub enum AuthOverride {
+    /// Use the config's `[auth]`.
+    FromConfig,
+    /// One key for one identity, held in memory only.
+    SingleKey {
+        /// The identity.
+        id: String,
+        /// The key.
+        key: String,
+    },
+}
+
+impl Gateway {
+    /// Validates the config, loads keys, models and baselines, opens the audit log, the alerts file and the
+    /// review queue.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what failed.
+    pub async fn build(cfg: &RawConfig, auth: AuthOverride) -> Result<Self, StartError> {
+        let errors = cfg.validate();
+        let auth_is_override = matches!(auth, AuthOverride::SingleKey { .. });
+        let errors: Vec<_> = errors
+            .into_iter()
+            .filter(|e| !(auth_is_override && e.path == "auth"))
+            .collect();
+        if !errors.is_empty() {
+            let text = errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n");
+            return Err(StartError::Config(text));
+        }
+        let data_dir = cfg.resolve(&cfg.server.data_dir);
+        std::fs::create_dir_all(&data_dir).map_err(|e| {
+            StartError::File(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+
+        let auth = match auth {
+            AuthOverride::SingleKey { id, key } => Authenticator::Keys(KeyStore::single(&id, &key)),
+            AuthOverride::FromConfig => match &cfg.auth.api_keys_file {
+                Some(path) => {
+                    let path = cfg.resolve(path);
+                    let file = KeysFile::load(&path, false)
+                        .map_err(|e| StartError::File(e.to_string()))?;
+                    Authenticator::Keys(KeyStore::from_file(&file))
+                }
+                None => {
+                    tracing::warn!("authentication is off ([auth] anonymous = true): every caller is 'anonymous'");
+                    Authenticator::Anonymous
+                }
+            },
+        };
+
+        let metrics = Metrics::new();
+        let mut models = HashMap::new();
+        for (index, m) in cfg.models.iter().enumerate() {
+            let (info, pipeline) = load_model(cfg, index)?;
+            models.insert(
+                m.name.clone(),
+                Arc::new(ServedModel {
+                    name: m.name.clone(),
+                    version: m.version.clone(),
+                    info,
+                    pipeline,
+                    metrics: metrics.for_model(&m.name),
+                }),
+            );
+        }
+
+        let audit = if cfg.audit.enabled {
+            let dir = match &cfg.audit.dir {
+                Some(d) => cfg.resolve(d),
+                None => data_dir.join("audit"),
+            };
+            let durability = match cfg.audit.durability {
+                crate::config::Durability::Fsync => rampart_audit::Durability::Fsync,
+                crate::config::Durability::Buffered => rampart_audit::Durability::Buffered,
+            };
+            let writer = AuditWriter::open(&dir, durability)
+                .map_err(|e| StartError::File(format!("audit log {}: {e}", dir.display())))?;
+            Some(Audit {
+                writer,
+                on_failure: cfg.audit.on_failure,
+            })
+        } else {
+            tracing::warn!(
+                "the audit log is off ([audit] enabled = false): decisions are not recorded"
+            );
+            None
+        };
+
+        let alerts_path: PathBuf = match &cfg.alerts.file {
+            Some(p) => cfg.resolve(p),
+            None => data_dir.join("alerts").join("alerts.jsonl"),
+        };
+        let alerts = AlertSink::open(
+            &alerts_path,
+            cfg.alerts.rate_limit_storm,
+            metrics.alerts_raised.clone(),
+            metrics.alerts_dropped.clone(),
+        )
+        .await
+        .map_err(|e| StartError::File(format!("alerts file {}: {e}", alerts_path.display())))?;
+        let review_dir = data_dir.join("review");
+        let review = ReviewQueue::open(&review_dir)
+            .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
+
+        let unknown = metrics.for_model(UNKNOWN_MODEL);
+        let shared = Arc::new(Shared {
+            auth,
+            models,
+            audit,
+            alerts,
+            review,
+            metrics,
+            unknown,
+            max_body: cfg.server.max_body_bytes,
+            body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
+        });
+        spawn_sweeper(Arc::downgrade(&shared));
+        Ok(Self { shared })
+    }
+
+    /// Flushes the audit log; call before exit.
+    pub async fn shutdown(&self) {
+        if let Some(a) = &self.shared.audit {
+            if let Err(e) = a.writer.shutdown().await {
+                tracing::error!("audit shutdown: {e}");
+            }
+        }
+    }
+}
+
+/// Loads `models[index]`: its ONNX file, its baseline, and its pipeline.
+pub(crate) fn load_model(
+    cfg: &RawConfig,
+    index: usize,
+) -> Result<(ModelInfo, Pipeline), StartError> {
+    let Some(m) = cfg.models.get(index) else {
+        return Err(StartError::Config(format!(
+            "models[{index}] does not exist"
+        )));
+    };
+    let fail = |message: String| StartError::Model {
+        index,
+        name: m.name.clone(),
+        message,
+    };
+    let path = cfg.resolve(&m.path);
+    let backend = TractModel::load(&path).map_err(|e| fail(e.to_string()))?;
+    let baseline = match &m.baseline {
+        Some(p) => Some(Arc::new(load_baseline(&cfg.resolve(p)).map_err(fail)?)),
+        None => None,
+    };
+    let info = backend.info().clone();
+    let backend: Arc<dyn Backend> = Arc::new(backend);
+    let pipeline = Pipeline::build(&m.pipeline(), backend, baseline, &m.labels)
+        .map_err(|e| fail(e.to_string()))?;
+    tracing::info!(
+        model = %m.name,
+        version = %m.version,
+        file = %path.display(),
+        width = info.width,
+        "model loaded"
+    );
+    Ok((info, pipeline))
+}
+
+fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    let b: Baseline =
+        serde_json::from_str(&text).map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    b.validate()
+        .map_err(|e| format!("baseline {}: {e}", path.display()))?;
+    Ok(b)
+}
+
+/// Periodically forgets idle identities' rate-limit state (bounded memory) and publishes audit counters.
+fn spawn_sweeper(shared: std::sync::Weak<Shared>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tick.tick().await;
+            let Some(s) = shared.upgrade() else { return };
+            for m in s.models.values() {
+                if let Some(l) = m.pipeline.limiter() {
+                    l.sweep();
+                }
+            }
+        }
+    });
+}
+
+/// A request id: a UUIDv7 (time-ordered, so audit and logs sort by it).
+pub(crate) fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn unix_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 60)
+        .unwrap_or(0)
+}
+
+/// What the edge knows when it must write an audit record.
+struct AuditFacts<'a> {
+    request_id: &'a str,
+    identity: &'a str,
+    model: &'a str,
+    version: &'a str,
+    input_sha256: String,
+    outcome: rampart_audit::Outcome,
+    reason: Option<Reason>,
+    guard: Option<GuardId>,
+    status: u16,
+    flags: &'a [Finding],
+    output: serde_json::Value,
+    latency: Duration,
+}
+
+impl Shared {
+    pub(crate) fn metrics_text(&self) -> String {
+        if let Some(a) = &self.audit {
+            let stats = a.writer.stats();
+            self.metrics
+                .audit_records
+                .set(i64::try_from(stats.records_written).unwrap_or(i64::MAX));
+            self.metrics
+                .audit_groups
+                .set(i64::try_from(stats.groups).unwrap_or(i64::MAX));
+        }
+        self.metrics.render()
+    }
+
+    pub(crate) fn model(&self, name: &str) -> Option<&Arc<ServedModel>> {
+        self.models.get(name)
+    }
+
+    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
+        self.auth
+            .authenticate(headers)
+            .map_err(|_| Rejection::new(Reason::Unauthenticated, GuardId::AUTH))
+    }
+
+    /// Writes the record; `Err` means the response must become 503 (fail closed).
+    async fn audit(&self, facts: AuditFacts<'_>) -> Result<(), Rejection> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let record = AuditRecord {
+            time: None,
+            request_id: facts.request_id.to_owned(),
+            identity: facts.identity.to_owned(),
+            model: facts.model.to_owned(),
+            model_version: facts.version.to_owned(),
+            input_sha256: facts.input_sha256,
+            decision: rampart_audit::Decision {
+                outcome: facts.outcome,
+                reason: facts.reason.map(|r| r.as_str().to_owned()),
+                guard: facts.guard.map(|g| g.as_str().to_owned()),
+                status: facts.status,
+            },
+            flags: facts
+                .flags
+                .iter()
+                .map(|f| rampart_audit::Flag {
+                    guard: f.guard.as_str().to_owned(),
+                    reason: f.reason.as_str().to_owned(),
+                })
+                .collect(),
+            output: facts.output,
+            latency_us: u64::try_from(facts.latency.as_micros()).unwrap_or(u64::MAX),
+        };
+        match audit.writer.commit(record).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.metrics.audit_failures.inc();
+                self.alerts.raise(Alert {
+                    time: OffsetDateTime::now_utc(),
+                    kind: "audit_unavailable",
+                    severity: Severity::High,
+                    model: Some(facts.model.to_owned()),
+                    identity: None,
+                    request_id: Some(facts.request_id.to_owned()),
+                    detail: format!("audit record not written: {e}"),
+                });
+                match audit.on_failure {
+                    OnFailure::Reject => {
+                        Err(Rejection::new(Reason::AuditUnavailable, GuardId::AUDIT)
+                            .with_severity(Severity::High))
+                    }
+                    OnFailure::Continue => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Audits a refusal made at the edge (auth, routing, transport) and renders it.
+    pub(crate) async fn refuse(
+        &self,
+        rejection: Rejection,
+        request_id: &str,
+        identity: &str,
+        model: Option<&ServedModel>,
+        started: Instant,
+        input: &[u8],
+    ) -> Response {
+        let metrics = model.map_or(&self.unknown, |m| &m.metrics);
+        metrics.request(rejection.reason.as_str());
+        metrics.rejection(rejection.guard.as_str(), rejection.reason);
+        let facts = AuditFacts {
+            request_id,
+            identity,
+            model: model.map_or(UNKNOWN_MODEL, |m| m.name.as_str()),
+            version: model.map_or("", |m| m.version.as_str()),
+            input_sha256: hex::encode(Sha256::digest(input)),
+            outcome: rampart_audit::Outcome::Reject,
+            reason: Some(rejection.reason),
+            guard: Some(rejection.guard),
+            status: rejection.reason.status(),
+            flags: &[],
+            output: serde_json::Value::Null,
+            latency: started.elapsed(),
+        };
+        let rejection = match self.audit(facts).await {
+            Ok(()) => rejection,
+            Err(r) => r,
+        };
+        metrics.total(started.elapsed());
+        respond::rejection(&rejection, request_id)
+    }
+
+    /// The request path for `POST /v1/models/{name}/predict` and `POST /v2/models/{name}/infer`.
+    pub(crate) async fn predict(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        protocol: Protocol,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        // A refusal before the body is read closes the connection rather than leave the body on it to be
+        // parsed as the next request.
+        let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
+            || headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0");
+        let early = |resp: Response| close_if(resp, has_body);
+
+        // Authentication.
+        let identity = match self.authenticate(&headers) {
+            Ok(i) => i,
+            Err(r) => {
+                return early(
+                    self.refuse(r, &request_id, "anonymous", None, started, &[])
+                        .await,
+                );
+            }
+        };
+        // Routing: the name is never echoed.
+        let model = match self.model(name) {
+            Some(m) if version.is_none_or(|v| v == m.version) => m.clone(),
+            _ => {
+                let r = Rejection::new(Reason::ModelNotFound, GuardId::ROUTE);
+                return early(
+                    self.refuse(r, &request_id, identity.id(), None, started, &[])
+                        .await,
+                );
+            }
+        };
+        let cx = RequestCx {
+            request_id: &request_id,
+            identity: &identity,
+            model: &model.name,
+            protocol,
+        };
+
+        // Admit: rate limit.
+        let mut flags = Vec::new();
+        let t_admit = Instant::now();
+        let admitted = model.pipeline.admit(&cx, &mut flags);
+        model.metrics.layer(0, t_admit.elapsed());
+        let quotas = match admitted {
+            Ok(q) => q,
+            Err((r, q)) => {
+                if self.alerts.rate_limited(identity.id_arc(), unix_minute()) {
+                    self.alerts.raise(Alert {
+                        time: OffsetDateTime::now_utc(),
+                        kind: "rate_limit_storm",
+                        severity: Severity::Medium,
+                        model: Some(model.name.clone()),
+                        identity: Some(identity.id().to_owned()),
+                        request_id: Some(request_id.clone()),
+                        detail: "an identity keeps sending requests past its rate limit".into(),
+                    });
+                }
+                let resp = self
+                    .refuse(r, &request_id, identity.id(), Some(&model), started, &[])
+                    .await;
+                return early(with_quotas(resp, q));
+            }
+        };
+
+        // Transport checks, then the bounded body read.
+        let body = match self.read_body(&headers, body).await {
+            Ok(b) => b,
+            Err(r) => {
+                let resp = self
+                    .refuse(r, &request_id, identity.id(), Some(&model), started, &[])
+                    .await;
+                return with_quotas(close_if(resp, true), quotas);
+            }
+        };
+
+        // Parse → inspect → model → shape → sanitize.
+        let decision = model.pipeline.evaluate(&cx, &body, flags);
+        let m = &model.metrics;
+        m.layer(1, decision.timings.validate);
+        m.layer(2, decision.timings.inspect);
+        m.layer(3, decision.timings.shape);
+        if decision.prediction.is_some() {
+            m.model(decision.timings.model);
+        }
+        let resp = self
+            .finish(
+                &model,
+                &identity,
+                &request_id,
+                protocol,
+                &body,
+                decision,
+                started,
+            )
+            .await;
+        with_quotas(resp, quotas)
+    }
+
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Rejection> {
+        if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
+            let ok = ct
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(';').next())
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+            if !ok {
+                return Err(Rejection::new(
+                    Reason::UnsupportedMediaType,
+                    GuardId::TRANSPORT,
+                ));
+            }
+        }
+        let too_large = || {
+            Rejection::new(Reason::PayloadTooLarge, GuardId::TRANSPORT)
+                .with_detail(format!("the body may be at most {} bytes", self.max_body))
+        };
+        if let Some(len) = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            if len > self.max_body as u64 {
+                return Err(too_large());
+            }
+        }
+        let limited = http_body_util::Limited::new(body, self.max_body);
+        match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+            Err(_) => Err(Rejection::new(Reason::RequestTimeout, GuardId::TRANSPORT)),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(_)) => Err(Rejection::new(Reason::InvalidJson, GuardId::TRANSPORT)
+                .with_detail("the body could not be read")),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        model: &ServedModel,
+        identity: &Identity,
+        request_id: &str,
+        protocol: Protocol,
+        body: &[u8],
+        decision: Decision,
+        started: Instant,
+    ) -> Response {
+        let m = &model.metrics;
+        let input_sha256 = match &decision.features {
+            Some(f) => hex::encode(Sha256::digest(f.canonical_bytes())),
+            None => hex::encode(Sha256::digest(body)),
+        };
+        let (status, payload, outcome, reason, guard, output, alert) = match &decision.outcome {
+            Outcome::Rejected(r) => {
+                m.request(r.reason.as_str());
+                m.rejection(r.guard.as_str(), r.reason);
+                let alert = matches!(r.reason, Reason::AnomalousInput | Reason::ModelUnavailable);
+                (
+                    r.reason.status(),
+                    respond::error_body(r, request_id),
+                    rampart_audit::Outcome::Reject,
+                    Some(r.reason),
+                    Some(r.guard),
+                    serde_json::Value::Null,
+                    alert.then_some(r),
+                )
+            }
+            Outcome::Answered(answer) => {
+                let value = render::answer(
+                    answer,
+                    protocol,
+                    &model.name,
+                    &model.version,
+                    decision.echo_id.as_deref(),
+                );
+                let uncertain = answer
+                    .rows
+                    .iter()
+                    .any(|r| matches!(r, rampart_pipeline::RowAnswer::Uncertain { .. }));
+                if uncertain {
+                    if let Err(r) = self
+                        .queue_for_review(model, identity, request_id, &decision)
+                        .await
+                    {
+                        return self
+                            .refuse(r, request_id, identity.id(), Some(model), started, body)
+                            .await;
+                    }
+                    m.request("uncertain");
+                } else {
+                    m.request("ok");
+                }
+                let outcome = if uncertain {
+                    rampart_audit::Outcome::Uncertain
+                } else {
+                    rampart_audit::Outcome::Pass
+                };
+                let payload = serde_json::to_vec(&value).unwrap_or_default();
+                (200, payload, outcome, None, None, value, None)
+            }
+        };
+        if let Some(r) = alert {
+            self.alerts.raise(Alert {
+                time: OffsetDateTime::now_utc(),
+                kind: r.reason.as_str(),
+                severity: r.severity,
+                model: Some(model.name.clone()),
+                identity: Some(identity.id().to_owned()),
+                request_id: Some(request_id.to_owned()),
+                detail: r.detail.to_string(),
+            });
+        }
+        let t_audit = Instant::now();
+        let audited = self
+            .audit(AuditFacts {
+                request_id,
+                identity: identity.id(),
+                model: &model.name,
+                version: &model.version,
+                input_sha256,
+                outcome,
+                reason,
+                guard,
+                status,
+                flags: &decision.flags,
+                output,
+                latency: started.elapsed(),
+            })
+            .await;
+        m.layer(4, t_audit.elapsed());
+        m.total(started.elapsed());
+        match audited {
+            Ok(()) => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut resp = respond::json(status, payload, request_id);
+                if let Outcome::Rejected(r) = &decision.outcome {
+                    if let Some(after) = r.retry_after {
+                        resp.headers_mut().insert(
+                            http::header::RETRY_AFTER,
+                            HeaderValue::from(after.as_secs().max(1)),
+                        );
+                    }
+                }
+                resp
+            }
+            Err(r) => {
+                m.request(r.reason.as_str());
+                respond::rejection(&r, request_id)
+            }
+        }
+    }
+
+    async fn queue_for_review(
+        &self,
+        model: &ServedModel,
+        identity: &Identity,
+        request_id: &str,
+        decision: &Decision,
+    ) -> Result<(), Rejection> {
+        let (Some(features), Some(prediction)) = (&decision.features, &decision.prediction) else {
+            return Ok(());
+        };
+        let now = OffsetDateTime::now_utc();
+        let items: Vec<ReviewItem> = prediction
+            .rows
+            .iter()
+            .zip(features.iter_rows())
+            .filter_map(|(row, x)| match row {
+                rampart_pipeline::RowPrediction::Class {
+                    probabilities,
+                    review_id: Some(id),
+                    ..
+                } => Some(ReviewItem {
+                    review_id: id.clone(),
+                    request_id: request_id.to_owned(),
+                    time: now,
+                    model: model.name.clone(),
+                    model_version: model.version.clone(),
+                    identity: identity.id().to_owned(),
+                    features: x.to_vec(),
+                    probabilities: probabilities.clone(),
+                    status: "pending",
+                }),
+                _ => None,
+            })
+            .collect();
+        let n = items.len() as u64;
+        match self.review.persist(items).await {
+            Ok(()) => {
+                self.metrics.review_queued.inc_by(n);
+                Ok(())
+            }
+            Err(e) => {
+                self.alerts.raise(Alert {
+                    time: now,
+                    kind: "review_queue_unavailable",
+                    severity: Severity::High,
+                    model: Some(model.name.clone()),
+                    identity: None,
+                    request_id: Some(request_id.to_owned()),
+                    detail: format!("review item not persisted: {e}"),
+                });
+                Err(Rejection::new(Reason::Internal, GuardId::CONFIDENCE)
+                    .with_severity(Severity::High))
+            }
+        }
+    }
+
+    pub(crate) fn raise_internal(&self, detail: String) {
+        self.alerts.raise(Alert {
+            time: OffsetDateTime::now_utc(),
+            kind: "internal",
+            severity: Severity::High,
+            model: None,
+            identity: None,
+            request_id: None,
+            detail,
+        });
+    }
+}
+
+fn close_if(mut resp: Response, close: bool) -> Response {
+    if close {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+fn with_quotas(mut resp: Response, quotas: Option<Quotas>) -> Response {
+    if let Some(q) = quotas {
+        for (name, value) in q.headers() {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
+    resp
+}
+
+/// The model's kind, for metadata.
+pub(crate) fn kind_name(kind: &ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Classifier { .. } => "classifier",
+        ModelKind::Regressor { .. } => "regressor",
+    }
+}

@@ -1,0 +1,101 @@
+//! # rampart-server
+//!
+//! The HTTP edge of Rampart: the listeners, authentication, the routes (Open Inference Protocol v2, `/v1`,
+//! `/metrics` on the admin listener), the one mapping from a [`rampart_core::Rejection`] to a response, and
+//! [`config::RawConfig`], the config file that composes every crate's section.
+//!
+//! It owns the I/O around the request path — the bounded body read, the audit commit that must complete before
+//! a response is sent, the review queue, alerts and metrics — and nothing of the decisions themselves, which
+//! live in `rampart-pipeline`. A request flows: request id → authenticate → route → admit (rate limit) → body
+//! (media type, size, time) → `Pipeline::evaluate` → review queue → audit commit → response.
+//!
+//! Main types: [`Gateway`] (built once from the config), [`Running`] (a gateway serving on its listeners).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod alerts;
+pub mod auth;
+pub mod config;
+mod gateway;
+pub mod listen;
+pub mod metrics;
+mod render;
+pub mod respond;
+pub mod review;
+mod routes;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use gateway::{AuthOverride, Gateway, StartError};
+
+/// Loads every model, baseline and pipeline of a config without serving or writing anything (the "build"
+/// stage of `rampart check-config`); returns every problem.
+pub fn check_build(cfg: &config::RawConfig) -> Vec<String> {
+    (0..cfg.models.len())
+        .filter_map(|i| gateway::load_model(cfg, i).err())
+        .map(|e| e.to_string())
+        .collect()
+}
+
+/// A gateway serving on its two listeners.
+pub struct Running {
+    /// The inference listener's address (the real port when the config asked for port 0).
+    pub addr: SocketAddr,
+    /// The admin listener's address.
+    pub admin_addr: SocketAddr,
+    gateway: Gateway,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Binds both listeners and starts serving.
+    ///
+    /// # Errors
+    /// When a listener cannot be bound.
+    pub async fn start(gateway: Gateway, cfg: &config::ServerConfig) -> std::io::Result<Self> {
+        let inference = listen::bind(cfg.listen).await?;
+        let admin = listen::bind(cfg.admin_listen).await?;
+        let addr = inference.local_addr()?;
+        let admin_addr = admin.local_addr()?;
+        let (stop, rx) = watch::channel(false);
+        let header_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
+        let grace = Duration::from_secs(10);
+        let tasks = vec![
+            tokio::spawn(listen::serve(
+                inference,
+                routes::inference(gateway.clone()),
+                header_timeout,
+                rx.clone(),
+                grace,
+            )),
+            tokio::spawn(listen::serve(
+                admin,
+                routes::admin(gateway.clone()),
+                header_timeout,
+                rx,
+                grace,
+            )),
+        ];
+        Ok(Self {
+            addr,
+            admin_addr,
+            gateway,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, flushes the audit log.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.gateway.shutdown().await;
+    }
+}

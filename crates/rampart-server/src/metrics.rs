@@ -1,0 +1,260 @@
+//! Prometheus metrics, served in text format on the admin listener only.
+//!
+//! Label values are model names from the config, guard names and reason codes — all fixed at start-up —
+//! never anything a client controls (an unknown model name is counted as `_unknown`): label cardinality is
+//! a denial-of-service vector.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use rampart_core::Reason;
+
+/// The label used for requests to unknown models.
+pub const UNKNOWN_MODEL: &str = "_unknown";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    model: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    model: String,
+    layer: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LayerLabels {
+    model: String,
+    layer: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 1 µs … ~8 s in factor-2 steps: the layers live in microseconds, the audit fsync in milliseconds.
+    Histogram::new(exponential_buckets(1e-6, 2.0, 24))
+}
+
+/// Per-model handles resolved once at start-up, so the hot path does no label hashing or allocation.
+#[derive(Clone, Debug)]
+pub struct ModelMetrics {
+    requests: HashMap<&'static str, Counter>,
+    total: Histogram,
+    model: Histogram,
+    layers: [Histogram; 5],
+    rejections: Family<RejectionLabels, Counter>,
+    name: String,
+}
+
+/// Layers with their own latency histogram, in pipeline order.
+pub const LAYERS: [&str; 5] = ["rate_limit", "validate", "inspect", "shape", "audit"];
+
+impl ModelMetrics {
+    /// Counts a request by outcome (`ok`, `uncertain`, or a reason code).
+    pub fn request(&self, outcome: &'static str) {
+        if let Some(c) = self.requests.get(outcome) {
+            c.inc();
+        }
+    }
+
+    /// Counts a rejection by layer and reason.
+    pub fn rejection(&self, layer: &'static str, reason: Reason) {
+        self.rejections
+            .get_or_create(&RejectionLabels {
+                model: self.name.clone(),
+                layer,
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// Records the whole request's latency.
+    pub fn total(&self, d: Duration) {
+        self.total.observe(d.as_secs_f64());
+    }
+
+    /// Records the model call's latency.
+    pub fn model(&self, d: Duration) {
+        self.model.observe(d.as_secs_f64());
+    }
+
+    /// Records one layer's latency (index into [`LAYERS`]).
+    pub fn layer(&self, i: usize, d: Duration) {
+        if let Some(h) = self.layers.get(i) {
+            h.observe(d.as_secs_f64());
+        }
+    }
+}
+
+/// The registry and its families.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    total: HistogramFamily<ModelLabels>,
+    model: HistogramFamily<ModelLabels>,
+    layers: HistogramFamily<LayerLabels>,
+    /// Alerts that could not be queued.
+    pub alerts_dropped: Counter<u64, AtomicU64>,
+    /// Alerts raised.
+    pub alerts_raised: Counter<u64, AtomicU64>,
+    /// Audit records written.
+    pub audit_records: Gauge,
+    /// Audit fsync groups.
+    pub audit_groups: Gauge,
+    /// Audit failures.
+    pub audit_failures: Counter<u64, AtomicU64>,
+    /// Items waiting in the review queue since start.
+    pub review_queued: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rampart");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let rejections = Family::<RejectionLabels, Counter>::default();
+        let total: HistogramFamily<ModelLabels> = Family::new_with_constructor(latency_histogram);
+        let model: HistogramFamily<ModelLabels> = Family::new_with_constructor(latency_histogram);
+        let layers: HistogramFamily<LayerLabels> = Family::new_with_constructor(latency_histogram);
+        let alerts_dropped = Counter::default();
+        let alerts_raised = Counter::default();
+        let audit_records = Gauge::default();
+        let audit_groups = Gauge::default();
+        let audit_failures = Counter::default();
+        let review_queued = Counter::default();
+        registry.register(
+            "requests",
+            "Requests by model and outcome (ok, uncertain, or the reason code)",
+            requests.clone(),
+        );
+        registry.register(
+            "rejections",
+            "Rejections by model, layer and reason",
+            rejections.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Whole-request latency, audit commit included",
+            total.clone(),
+        );
+        registry.register(
+            "model_duration_seconds",
+            "Model inference latency",
+            model.clone(),
+        );
+        registry.register(
+            "layer_duration_seconds",
+            "Latency of each pipeline layer",
+            layers.clone(),
+        );
+        registry.register("alerts_raised", "Alerts raised", alerts_raised.clone());
+        registry.register(
+            "alerts_dropped",
+            "Alerts dropped because the alert queue was full",
+            alerts_dropped.clone(),
+        );
+        registry.register(
+            "audit_records",
+            "Audit records made durable since start",
+            audit_records.clone(),
+        );
+        registry.register(
+            "audit_commit_groups",
+            "Audit group commits (one fsync each) since start",
+            audit_groups.clone(),
+        );
+        registry.register(
+            "audit_failures",
+            "Audit commits that failed",
+            audit_failures.clone(),
+        );
+        registry.register(
+            "review_queued",
+            "Predictions sent to the human review queue",
+            review_queued.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            rejections,
+            total,
+            model,
+            layers,
+            alerts_dropped,
+            alerts_raised,
+            audit_records,
+            audit_groups,
+            audit_failures,
+            review_queued,
+        }
+    }
+
+    /// Resolves the handles for one model (or [`UNKNOWN_MODEL`]).
+    pub fn for_model(&self, name: &str) -> ModelMetrics {
+        let mut requests = HashMap::new();
+        let outcomes = ["ok", "uncertain"]
+            .into_iter()
+            .chain(Reason::ALL.iter().map(|r| r.as_str()));
+        for outcome in outcomes {
+            let c = self
+                .requests
+                .get_or_create(&RequestLabels {
+                    model: name.to_owned(),
+                    reason: outcome,
+                })
+                .clone();
+            requests.insert(outcome, c);
+        }
+        let m = ModelLabels {
+            model: name.to_owned(),
+        };
+        let layer = |layer| {
+            self.layers
+                .get_or_create(&LayerLabels {
+                    model: name.to_owned(),
+                    layer,
+                })
+                .clone()
+        };
+        ModelMetrics {
+            requests,
+            total: self.total.get_or_create(&m).clone(),
+            model: self.model.get_or_create(&m).clone(),
+            layers: LAYERS.map(layer),
+            rejections: self.rejections.clone(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,135 @@
+//! Renders a sanitized [`Answer`] in the request's wire format. Nothing here sees the raw prediction: what
+//! leaves was decided by the sanitizer.
+
+use serde_json::{json, Map, Value};
+
+use rampart_pipeline::{Answer, Protocol, RowAnswer};
+
+fn round_f64(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+fn v1_row(row: &RowAnswer) -> Value {
+    match row {
+        RowAnswer::Label {
+            label,
+            confidence,
+            top,
+        } => {
+            let mut m = Map::new();
+            m.insert("prediction".into(), Value::String(label.to_string()));
+            if let Some(c) = confidence {
+                m.insert("confidence".into(), round_f64(*c));
+            }
+            if !top.is_empty() {
+                let top: Vec<Value> = top
+                    .iter()
+                    .map(|(l, p)| json!({"label": l.as_ref(), "confidence": round_f64(*p)}))
+                    .collect();
+                m.insert("top_k".into(), Value::Array(top));
+            }
+            Value::Object(m)
+        }
+        RowAnswer::Value(values) => match values.as_slice() {
+            [one] => json!({ "prediction": round_f64(*one) }),
+            many => json!({ "prediction": many.iter().map(|v| round_f64(*v)).collect::<Vec<_>>() }),
+        },
+        RowAnswer::Uncertain { review_id } => json!({
+            "result": "uncertain",
+            "requires_review": true,
+            "review_id": review_id,
+        }),
+    }
+}
+
+/// The response body.
+pub(crate) fn answer(
+    answer: &Answer,
+    protocol: Protocol,
+    model: &str,
+    version: &str,
+    echo_id: Option<&str>,
+) -> Value {
+    match protocol {
+        Protocol::V1 => match answer.rows.as_slice() {
+            [one] => v1_row(one),
+            rows => json!({ "predictions": rows.iter().map(v1_row).collect::<Vec<_>>() }),
+        },
+        Protocol::V2 => v2(answer, model, version, echo_id),
+    }
+}
+
+/// OIP v2 outputs: `label` (BYTES) and `confidence` (FP32) for classifiers — plus `requires_review` (BOOL) and
+/// `review_id` (BYTES) when the gate withheld a row, whose label is then `"uncertain"` — or `prediction`
+/// (FP32, `[rows, outputs]`) for regressors.
+fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Value {
+    let n = answer.rows.len();
+    let mut outputs = Vec::new();
+    let regression: Vec<&Vec<f64>> = answer
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            RowAnswer::Value(v) => Some(v),
+            _ => None,
+        })
+        .collect();
+    if regression.len() == n && n > 0 {
+        let width = regression[0].len();
+        let data: Vec<Value> = regression
+            .iter()
+            .flat_map(|v| v.iter().map(|x| round_f64(*x)))
+            .collect();
+        outputs.push(
+            json!({"name": "prediction", "datatype": "FP64", "shape": [n, width], "data": data}),
+        );
+    } else {
+        let mut labels = Vec::with_capacity(n);
+        let mut confidences = Vec::with_capacity(n);
+        let mut review = Vec::with_capacity(n);
+        let mut review_ids = Vec::with_capacity(n);
+        let mut any_confidence = false;
+        for row in &answer.rows {
+            match row {
+                RowAnswer::Label {
+                    label, confidence, ..
+                } => {
+                    labels.push(Value::String(label.to_string()));
+                    any_confidence |= confidence.is_some();
+                    confidences.push(confidence.map_or(Value::Null, round_f64));
+                    review.push(Value::Bool(false));
+                    review_ids.push(Value::String(String::new()));
+                }
+                RowAnswer::Uncertain { review_id } => {
+                    labels.push(Value::String("uncertain".into()));
+                    confidences.push(Value::Null);
+                    review.push(Value::Bool(true));
+                    review_ids.push(Value::String(review_id.clone()));
+                }
+                RowAnswer::Value(_) => {
+                    labels.push(Value::String(String::new()));
+                    confidences.push(Value::Null);
+                    review.push(Value::Bool(false));
+                    review_ids.push(Value::String(String::new()));
+                }
+            }
+        }
+        outputs.push(json!({"name": "label", "datatype": "BYTES", "shape": [n], "data": labels}));
+        if any_confidence {
+            outputs.push(json!({"name": "confidence", "datatype": "FP64", "shape": [n], "data": confidences}));
+        }
+        if review.iter().any(|v| v == &Value::Bool(true)) {
+            outputs.push(json!({"name": "requires_review", "datatype": "BOOL", "shape": [n], "data": review}));
+            outputs.push(
+                json!({"name": "review_id", "datatype": "BYTES", "shape": [n], "data": review_ids}),
+            );
+        }
+    }
+    let mut body = Map::new();
+    body.insert("model_name".into(), Value::String(model.to_owned()));
+    body.insert("model_version".into(), Value::String(version.to_owned()));
+    if let Some(id) = echo_id {
+        body.insert("id".into(), Value::String(id.to_owned()));
+    }
+    body.insert("outputs".into(), Value::Array(outputs));
+    Value::Object(body)
+}

@@ -1,0 +1,254 @@
+//! The routes of both listeners. Inference: OIP v2 and `/v1`. Admin: `/metrics` and liveness — never on the
+//! inference listener.
+
+use std::any::Any;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use rampart_core::{GuardId, Reason, Rejection};
+use rampart_pipeline::Protocol;
+
+use crate::gateway::{kind_name, new_request_id, Gateway};
+use crate::respond;
+
+fn ok_json(value: serde_json::Value) -> Response {
+    let id = new_request_id();
+    respond::json(
+        StatusCode::OK,
+        serde_json::to_vec(&value).unwrap_or_default(),
+        &id,
+    )
+}
+
+/// The inference router.
+pub(crate) fn inference(gw: Gateway) -> Router {
+    let panic_gw = gw.clone();
+    Router::new()
+        .route(
+            "/v2/health/live",
+            get(|| async { ok_json(json!({"live": true})) }),
+        )
+        .route("/v2/health/ready", get(ready))
+        .route("/v2", get(server_metadata))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(model_version_metadata),
+        )
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer_v2))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(infer_v2_version),
+        )
+        .route("/v1/models/{name}/predict", post(predict_v1))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(gw)
+        .layer(CatchPanicLayer::custom(
+            move |payload: Box<dyn Any + Send>| {
+                // The panic message may hold internal state: it goes to the alert, never to the client.
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                panic_gw
+                    .shared
+                    .raise_internal(format!("a request handler panicked: {what}"));
+                let id = new_request_id();
+                respond::rejection(&Rejection::new(Reason::Internal, GuardId::ROUTE), &id)
+            },
+        ))
+}
+
+/// The admin router.
+pub(crate) fn admin(gw: Gateway) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route(
+            "/v2/health/live",
+            get(|| async { ok_json(json!({"live": true})) }),
+        )
+        .fallback(|| async {
+            respond::rejection(
+                &Rejection::new(Reason::NotFound, GuardId::ROUTE),
+                &new_request_id(),
+            )
+        })
+        .with_state(gw)
+}
+
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    let mut resp = gw.shared.metrics_text().into_response();
+    if let Ok(v) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse() {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+async fn ready(State(gw): State<Gateway>) -> Response {
+    ok_json(json!({"ready": !gw.shared.models.is_empty()}))
+}
+
+async fn server_metadata() -> Response {
+    ok_json(json!({
+        "name": "rampart",
+        "version": env!("CARGO_PKG_VERSION"),
+        "extensions": [],
+    }))
+}
+
+async fn not_found(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let id = new_request_id();
+    let r = Rejection::new(Reason::NotFound, GuardId::ROUTE);
+    let resp = gw
+        .shared
+        .refuse(r, &id, "-", None, Instant::now(), &[])
+        .await;
+    close_if_body(resp, &headers)
+}
+
+async fn method_not_allowed(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let id = new_request_id();
+    let r = Rejection::new(Reason::MethodNotAllowed, GuardId::ROUTE);
+    let resp = gw
+        .shared
+        .refuse(r, &id, "-", None, Instant::now(), &[])
+        .await;
+    close_if_body(resp, &headers)
+}
+
+fn close_if_body(mut resp: Response, headers: &HeaderMap) -> Response {
+    let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if has_body {
+        resp.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
+/// Metadata endpoints require a credential: input shapes and labels help an attacker craft inputs.
+async fn metadata(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    name: &str,
+    version: Option<&str>,
+) -> Response {
+    let id = new_request_id();
+    let identity = match gw.shared.authenticate(headers) {
+        Ok(i) => i,
+        Err(r) => return respond::rejection(&r, &id),
+    };
+    let _ = identity;
+    let Some(m) = gw
+        .shared
+        .model(name)
+        .filter(|m| version.is_none_or(|v| v == m.version))
+    else {
+        return respond::rejection(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE), &id);
+    };
+    let outputs = match m.info.kind {
+        rampart_model::ModelKind::Classifier { .. } => json!([
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "confidence", "datatype": "FP64", "shape": [-1]},
+        ]),
+        rampart_model::ModelKind::Regressor { outputs } => json!([
+            {"name": "prediction", "datatype": "FP64", "shape": [-1, outputs]},
+        ]),
+    };
+    let body = json!({
+        "name": m.name,
+        "versions": [m.version],
+        "platform": "onnx",
+        "parameters": {"kind": kind_name(&m.info.kind)},
+        "inputs": [{"name": m.info.input_name, "datatype": "FP32", "shape": [-1, m.info.width]}],
+        "outputs": outputs,
+    });
+    respond::json(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+        &id,
+    )
+}
+
+async fn model_metadata(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    metadata(&gw, &headers, &name, None).await
+}
+
+async fn model_version_metadata(
+    State(gw): State<Gateway>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    metadata(&gw, &headers, &name, Some(&version)).await
+}
+
+async fn model_ready(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let id = new_request_id();
+    if let Err(r) = gw.shared.authenticate(&headers) {
+        return respond::rejection(&r, &id);
+    }
+    match gw.shared.model(&name) {
+        Some(m) => respond::json(
+            StatusCode::OK,
+            serde_json::to_vec(&json!({"name": m.name, "ready": true})).unwrap_or_default(),
+            &id,
+        ),
+        None => respond::rejection(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE), &id),
+    }
+}
+
+async fn infer_v2(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.shared
+        .predict(&name, None, Protocol::V2, headers, body)
+        .await
+}
+
+async fn infer_v2_version(
+    State(gw): State<Gateway>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.shared
+        .predict(&name, Some(&version), Protocol::V2, headers, body)
+        .await
+}
+
+async fn predict_v1(
+    State(gw): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.shared
+        .predict(&name, None, Protocol::V1, headers, body)
+        .await
+}

@@ -1,0 +1,169 @@
+//! `rampart serve` and `rampart check-config`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use rampart_server::config::RawConfig;
+use rampart_server::{AuthOverride, Gateway, Running};
+
+use crate::demo;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Config file (TOML). Without it, the embedded demo runs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Inference listener, overriding the config (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin listener (/metrics), overriding the config.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Data directory (audit, alerts, review queue), overriding the config.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+    let demo_mode = args.config.is_none();
+    let (mut cfg, auth, demo_key) = match &args.config {
+        Some(path) => (RawConfig::load(path)?, AuthOverride::FromConfig, None),
+        None => {
+            let data_dir = absolute(
+                args.data_dir
+                    .as_deref()
+                    .unwrap_or(Path::new("rampart-data")),
+            )?;
+            let demo_dir = data_dir.join("demo");
+            demo::materialize(&demo_dir)?;
+            let mut cfg = RawConfig::parse(demo::CONFIG, &demo_dir)?;
+            cfg.server.data_dir = data_dir;
+            let key = rampart_server::auth::generate_key();
+            let auth = AuthOverride::SingleKey {
+                id: "demo-user".to_owned(),
+                key: key.clone(),
+            };
+            (cfg, auth, Some(key))
+        }
+    };
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(l) = args.admin_listen {
+        cfg.server.admin_listen = l;
+    }
+    if let (Some(d), false) = (&args.data_dir, demo_mode) {
+        cfg.server.data_dir = absolute(d)?;
+    }
+    let gateway = Gateway::build(&cfg, auth).await?;
+    let running = Running::start(gateway, &cfg.server).await?;
+    if !running.addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {} in plain HTTP: put TLS in front of it, or keep it on loopback",
+            running.addr
+        );
+    }
+    println!("rampart {} listening", env!("CARGO_PKG_VERSION"));
+    println!("inference: http://{}", running.addr);
+    println!("admin:     http://{}/metrics", running.admin_addr);
+    println!("data:      {}", cfg.resolve(&cfg.server.data_dir).display());
+    if let Some(key) = demo_key {
+        // The one line scripts capture: the key exists nowhere else (held in memory, hash only).
+        println!("api key: {key}");
+        println!(
+            "try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+             -d '{}' http://{}/v1/models/demo/predict",
+            demo::REQUEST.trim(),
+            running.addr
+        );
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests and flushing the audit log");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current directory")?
+        .join(p))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub(crate) fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    let cfg = match RawConfig::load(file) {
+        Ok(c) => {
+            eprintln!("✓ parse     {}", file.display());
+            c
+        }
+        Err(e) => {
+            eprintln!("x parse     {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let errors = cfg.validate();
+    if errors.is_empty() {
+        eprintln!("✓ validate");
+    } else {
+        eprintln!("x validate  {} problem(s):", errors.len());
+        for e in &errors {
+            eprintln!("    {e}");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    let problems = rampart_server::check_build(&cfg);
+    if problems.is_empty() {
+        eprintln!("✓ build     {} model(s) load", cfg.models.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("x build     {} problem(s):", problems.len());
+        for p in &problems {
+            eprintln!("    {p}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}
