@@ -75,7 +75,7 @@ async fn concurrent_requests_are_all_durable_in_one_chain() {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap();
-    assert!(groups >= 1.0 && groups <= 200.0);
+    assert!((1.0..=200.0).contains(&groups));
 }
 
 #[tokio::test]
