@@ -50,3 +50,21 @@ fn features_rows_are_row_major() {
     assert_eq!(f.iter_rows().count(), 2);
     assert_eq!(f.canonical_bytes().len(), 16);
 }
+
+/// The README's reason table is the enum, row for row.
+#[test]
+fn readme_reason_table_matches_the_enum() {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("<!-- reasons:start").unwrap_or(0);
+    let end = readme.find("<!-- reasons:end").unwrap_or(0);
+    assert!(start < end, "the README has no reasons table");
+    let rows: Vec<&str> = readme[start..end]
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains('`'))
+        .collect();
+    let expected: Vec<String> = Reason::ALL
+        .iter()
+        .map(|r| format!("| {} | `{}` | {} |", r.status(), r.as_str(), r.describe()))
+        .collect();
+    assert_eq!(rows, expected);
+}

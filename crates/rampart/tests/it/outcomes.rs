@@ -149,3 +149,26 @@ anomaly = { mode = "observe", mahalanobis = "baseline:max" }
     assert_eq!(rec["decision"]["outcome"], "pass");
     assert_eq!(rec["flags"][0]["reason"], "anomalous_input");
 }
+
+#[tokio::test]
+async fn a_rate_limit_storm_raises_one_alert() {
+    let gw = TestGateway::start(&format!(
+        "[alerts]\nrate_limit_storm = 2\n{}rate_limit = {{ per_minute = 1 }}\n",
+        rampart_testkit::DEMO_MODEL_ENTRY
+    ))
+    .await;
+    for _ in 0..5 {
+        gw.post("/v1/models/demo/predict", &json!({"features": CONFIDENT})).await;
+    }
+    // Alerts reach their file through a bounded queue; give the writer a moment.
+    let mut storms = 0;
+    for _ in 0..50 {
+        storms = gw.alerts().iter().filter(|a| a["kind"] == "rate_limit_storm").count();
+        if storms > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(storms, 1);
+    assert!(gw.metrics().await.contains("rampart_alerts_raised_total 1"));
+}
