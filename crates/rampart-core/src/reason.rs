@@ -22,6 +22,10 @@ pub enum Reason {
     OutOfRange,
     /// No valid credential was presented. The body is the same whatever was wrong.
     Unauthenticated,
+    /// The caller is authenticated but its roles do not grant the permission the request needs.
+    Forbidden,
+    /// The caller's identity has been blocked by an operator or a responder.
+    Blocked,
     /// The model named in the path is not served here (the name is never echoed).
     ModelNotFound,
     /// No route matches the path.
@@ -56,6 +60,8 @@ impl Reason {
         Reason::NonFinite,
         Reason::OutOfRange,
         Reason::Unauthenticated,
+        Reason::Forbidden,
+        Reason::Blocked,
         Reason::ModelNotFound,
         Reason::NotFound,
         Reason::MethodNotAllowed,
@@ -79,6 +85,8 @@ impl Reason {
             Reason::NonFinite => "non_finite",
             Reason::OutOfRange => "out_of_range",
             Reason::Unauthenticated => "unauthenticated",
+            Reason::Forbidden => "forbidden",
+            Reason::Blocked => "blocked",
             Reason::ModelNotFound => "model_not_found",
             Reason::NotFound => "not_found",
             Reason::MethodNotAllowed => "method_not_allowed",
@@ -103,6 +111,7 @@ impl Reason {
             | Reason::NonFinite
             | Reason::OutOfRange => 400,
             Reason::Unauthenticated => 401,
+            Reason::Forbidden | Reason::Blocked => 403,
             Reason::ModelNotFound | Reason::NotFound => 404,
             Reason::MethodNotAllowed => 405,
             Reason::RequestTimeout => 408,
@@ -125,6 +134,8 @@ impl Reason {
             Reason::NonFinite => "a value is NaN, infinite or too large for the model",
             Reason::OutOfRange => "a feature is outside the range the model was trained on",
             Reason::Unauthenticated => "missing or invalid credentials",
+            Reason::Forbidden => "the caller's roles do not permit this request",
+            Reason::Blocked => "the caller's identity is blocked",
             Reason::ModelNotFound => "no such model",
             Reason::NotFound => "no such route",
             Reason::MethodNotAllowed => "method not allowed on this route",

@@ -17,6 +17,10 @@ pub struct GuardId(&'static str);
 impl GuardId {
     /// Authentication at the edge.
     pub const AUTH: GuardId = GuardId("auth");
+    /// Role-based access control: the caller's roles must grant the request's permission.
+    pub const RBAC: GuardId = GuardId("rbac");
+    /// Identities blocked by an operator (admin API) or a responder.
+    pub const BLOCKLIST: GuardId = GuardId("blocklist");
     /// Routing (unknown model or path).
     pub const ROUTE: GuardId = GuardId("route");
     /// Transport limits: body size, media type, timeouts.

@@ -15,15 +15,20 @@ const BATCH: &str = "N";
 /// A model run by tract, pure Rust, in-process.
 ///
 /// The graph is typed and optimized once, at load, against an input of shape `[N, width]` with `N`
-/// symbolic, so one plan serves every batch size. The plan is immutable and shared; each
-/// [`Backend::predict`] call runs in its own state, so concurrent calls need no lock.
+/// symbolic, so one plan serves every batch size; a second plan fixed at one row serves single-row
+/// calls a little faster. Plans are immutable and shared; each [`Backend::predict`] call runs in its
+/// own state, so concurrent calls need no lock.
 #[derive(Debug, Clone)]
 pub struct TractModel {
     info: ModelInfo,
     input_type: DatumType,
     values_ix: usize,
     labels_ix: Option<usize>,
+    /// Any batch size: `[N, width]`, `N` symbolic.
     plan: Arc<TypedRunnableModel>,
+    /// One row, the common case for a gateway: with every shape concrete tract picks tighter
+    /// kernels and skips resolving `N` at run time.
+    single: Arc<TypedRunnableModel>,
 }
 
 impl TractModel {
@@ -88,16 +93,22 @@ impl TractModel {
         let ops = check_nodes(file, &onnx, &proto, graph, opset)?;
         let (input_name, input_type, width) = input_decl(file, graph)?;
 
-        let mut model = onnx
+        let model = onnx
             .model_for_proto_model(&proto)
             .map_err(plan_err("translation"))?;
         let batch = model.sym(BATCH);
-        let fact = input_type.fact([batch.to_dim(), width.to_dim()]);
-        model = model
-            .with_input_fact(0, fact.into())
-            .map_err(plan_err("input"))?;
-        let typed = model.into_typed().map_err(plan_err("typing"))?;
-        let optimized = typed.into_optimized().map_err(plan_err("optimization"))?;
+        let optimize = |model: InferenceModel, n: TDim| {
+            let fact = input_type.fact([n, width.to_dim()]);
+            let model = model
+                .with_input_fact(0, fact.into())
+                .map_err(plan_err("input"))?;
+            let typed = model.into_typed().map_err(plan_err("typing"))?;
+            typed.into_optimized().map_err(plan_err("optimization"))
+        };
+        let single = optimize(model.clone(), 1.to_dim())?
+            .into_runnable()
+            .map_err(plan_err("planning"))?;
+        let optimized = optimize(model, batch.to_dim())?;
 
         let outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
         let facts = (0..optimized.outputs.len())
@@ -124,16 +135,19 @@ impl TractModel {
             values_ix,
             labels_ix,
             plan,
+            single,
         };
         // A graph can type and still fail when run (an index out of range in a gather, say): run
-        // one row now so that surfaces at load, not on the first request.
-        model
-            .predict(&vec![0.0; width], 1)
-            .map_err(|e| LoadError::Plan {
-                file: file.to_string(),
-                stage: "trial run",
-                reason: e.to_string(),
-            })?;
+        // both plans now so that surfaces at load, not on the first request.
+        for n in [1, 2] {
+            model
+                .predict(&vec![0.0; n * width], n)
+                .map_err(|e| LoadError::Plan {
+                    file: file.to_string(),
+                    stage: "trial run",
+                    reason: e.to_string(),
+                })?;
+        }
         Ok(model)
     }
 }
@@ -348,8 +362,12 @@ impl Backend for TractModel {
         }
         .map_err(|e| model_err(format!("{e:#}")))?;
 
-        let outputs = self
-            .plan
+        let plan = if n_rows == 1 {
+            &self.single
+        } else {
+            &self.plan
+        };
+        let outputs = plan
             .run(tvec!(input.into()))
             .map_err(|e| model_err(format!("{e:#}")))?;
 

@@ -25,7 +25,7 @@ impl Backend for Fixed {
     fn predict(&self, _rows: &[f32], n_rows: usize) -> Result<Output, RunError> {
         Ok(Output {
             n_rows,
-            kind: self.0.kind.clone(),
+            kind: self.0.kind,
             values: [0.98, 0.02, 0.0].repeat(n_rows),
             labels: None,
         })
@@ -39,8 +39,18 @@ fn pipelines() -> (Pipeline, Pipeline) {
     let baseline = Arc::new(Baseline::from_json(BASELINE).unwrap());
     let mut config = PipelineConfig::default();
     config.rate_limit.per_minute = u32::MAX / 2;
-    let labels = vec!["setosa".to_owned(), "versicolor".to_owned(), "virginica".to_owned()];
-    let layers = Pipeline::build(&config, Arc::new(Fixed(info)), Some(baseline.clone()), &labels).unwrap();
+    let labels = vec![
+        "setosa".to_owned(),
+        "versicolor".to_owned(),
+        "virginica".to_owned(),
+    ];
+    let layers = Pipeline::build(
+        &config,
+        Arc::new(Fixed(info)),
+        Some(baseline.clone()),
+        &labels,
+    )
+    .unwrap();
     let total = Pipeline::build(&config, Arc::new(tract), Some(baseline), &labels).unwrap();
     (layers, total)
 }
@@ -53,6 +63,7 @@ fn bench(c: &mut Criterion) {
         identity: &identity,
         model: "demo",
         protocol: Protocol::V1,
+        full_output: false,
     };
     let mut g = c.benchmark_group("pipeline_demo");
     g.bench_function("layers_only", |b| {

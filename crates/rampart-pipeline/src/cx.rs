@@ -22,4 +22,7 @@ pub struct RequestCx<'a> {
     pub model: &'a str,
     /// The wire format.
     pub protocol: Protocol,
+    /// The caller's roles grant `output:full`: every class with its probability instead of the model's
+    /// configured sanitization (still rounded to its decimals; the confidence gate still applies).
+    pub full_output: bool,
 }

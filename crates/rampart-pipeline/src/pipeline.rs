@@ -119,6 +119,8 @@ pub struct Pipeline {
     backend: Arc<dyn Backend>,
     shapers: Vec<Box<dyn Shape>>,
     sanitizer: Sanitizer,
+    /// For callers granted `output:full`: every class, same rounding.
+    full_sanitizer: Sanitizer,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -224,6 +226,12 @@ impl Pipeline {
             shapers.push(Box::new(ConfidenceGate::new(&config.confidence)));
         }
         // 5. …and only then does sanitization decide what of the rest may leave.
+        let full = sanitize::Config {
+            decimals: config.output.decimals,
+            top_k: usize::MAX,
+            label_only: false,
+        };
+        let full_sanitizer = Sanitizer::new(&full, labels.clone());
         let sanitizer = Sanitizer::new(&config.output, labels);
 
         Ok(Self {
@@ -233,6 +241,7 @@ impl Pipeline {
             backend,
             shapers,
             sanitizer,
+            full_sanitizer,
         })
     }
 
@@ -359,7 +368,12 @@ impl Pipeline {
                 }
             }
         }
-        let answer = self.sanitizer.sanitize(&prediction);
+        let sanitizer = if cx.full_output {
+            &self.full_sanitizer
+        } else {
+            &self.sanitizer
+        };
+        let answer = sanitizer.sanitize(&prediction);
         timings.shape = t3.elapsed();
         decision(
             Outcome::Answered(answer),

@@ -6,11 +6,18 @@
 //! digest in a hash map followed by a constant-time comparison; the map's timing can only reveal digest
 //! prefixes, which say nothing about the key (SHA-256 preimage resistance).
 //!
-//! Every failure — no header, wrong scheme, unknown, revoked or expired key — is the same 401 with the same
-//! body, so a client learns nothing about which part was wrong.
+//! Every failure — no header, wrong scheme, unknown, revoked or expired key, any JWT failure — is the same
+//! 401 with the same body, so a client learns nothing about which part was wrong.
+//!
+//! The keys file is re-read when it changes (polled) or on SIGHUP, and swapped in whole ([`ArcSwap`]): a
+//! request sees either the old set or the new one, never a half-read file; a file that fails to parse leaves
+//! the old set in place (logged, without its content).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use http::HeaderMap;
 use rand::RngCore;
@@ -20,6 +27,8 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use rampart_core::Identity;
+
+use crate::jwt::JwtVerifier;
 
 /// Prefix of every Rampart API key, so a leaked key is recognisable by secret scanners.
 pub const KEY_PREFIX: &str = "rk_";
@@ -216,15 +225,57 @@ struct Entry {
     expires: Option<OffsetDateTime>,
 }
 
-/// The authenticator built from the config: API keys, or explicitly anonymous.
-pub enum Authenticator {
-    /// Every caller is `anonymous` (`[auth] anonymous = true`).
-    Anonymous,
-    /// Bearer API keys.
-    Keys(KeyStore),
+/// The identity a TLS client certificate proved (its first SAN URI, else its CN), attached by the listener to
+/// every request of the connection; empty on plain connections and TLS without client certificates.
+#[derive(Debug, Clone, Default)]
+pub struct Peer(pub Option<Arc<str>>);
+
+/// The authenticator built from the config: API keys (reloadable), JWTs, client certificates, or explicitly
+/// anonymous.
+pub struct Authenticator {
+    anonymous: bool,
+    keys: Option<Arc<ArcSwap<KeyStore>>>,
+    jwt: Option<JwtVerifier>,
+    client_cert_roles: Vec<String>,
 }
 
-/// Keys by digest.
+impl Authenticator {
+    /// Every caller is `anonymous` with role `anonymous` (`[auth] anonymous = true`).
+    pub fn anonymous() -> Self {
+        Self {
+            anonymous: true,
+            keys: None,
+            jwt: None,
+            client_cert_roles: Vec::new(),
+        }
+    }
+
+    /// API keys only.
+    pub fn keys(store: KeyStore) -> Self {
+        Self::new(
+            Some(Arc::new(ArcSwap::from_pointee(store))),
+            None,
+            Vec::new(),
+        )
+    }
+
+    /// Any combination of sources: `keys` (swapped in place when the file changes), `jwt`, and the roles of
+    /// identities proved by a client certificate alone.
+    pub fn new(
+        keys: Option<Arc<ArcSwap<KeyStore>>>,
+        jwt: Option<JwtVerifier>,
+        client_cert_roles: Vec<String>,
+    ) -> Self {
+        Self {
+            anonymous: false,
+            keys,
+            jwt,
+            client_cert_roles,
+        }
+    }
+}
+
+/// Keys by digest./// Keys by digest.
 pub struct KeyStore {
     by_digest: HashMap<[u8; 32], Entry>,
 }
@@ -283,31 +334,45 @@ impl KeyStore {
 pub struct Unauthenticated;
 
 impl Authenticator {
-    /// Authenticates a request from its headers.
+    /// Authenticates a request: by its bearer credential when it has one (an API key when it starts with
+    /// `rk_`, else a JWT), otherwise by the connection's client certificate, otherwise as `anonymous` when
+    /// the config allows it.
     ///
     /// # Errors
     /// [`Unauthenticated`] for any missing, malformed, unknown or expired credential.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Unauthenticated> {
-        match self {
-            Authenticator::Anonymous => Ok(Identity::anonymous()),
-            Authenticator::Keys(store) => {
-                let value = headers
-                    .get(http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or(Unauthenticated)?;
-                let (scheme, key) = value.split_once(' ').ok_or(Unauthenticated)?;
-                if !scheme.eq_ignore_ascii_case("bearer") {
-                    return Err(Unauthenticated);
-                }
-                let key = key.trim();
-                if !key.starts_with(KEY_PREFIX) || key.len() > 256 {
-                    return Err(Unauthenticated);
-                }
-                store
-                    .check(key, OffsetDateTime::now_utc())
-                    .ok_or(Unauthenticated)
-            }
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+    ) -> Result<Identity, Unauthenticated> {
+        if self.anonymous {
+            return Ok(Identity::new("anonymous", vec!["anonymous".to_owned()]));
         }
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return match &peer.0 {
+                Some(name) => Ok(Identity::new(name.clone(), self.client_cert_roles.clone())),
+                None => Err(Unauthenticated),
+            };
+        };
+        let value = value.to_str().map_err(|_| Unauthenticated)?;
+        let (scheme, credential) = value.split_once(' ').ok_or(Unauthenticated)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(Unauthenticated);
+        }
+        let credential = credential.trim();
+        if credential.starts_with(KEY_PREFIX) {
+            if credential.len() > 256 {
+                return Err(Unauthenticated);
+            }
+            let store = self.keys.as_ref().ok_or(Unauthenticated)?.load();
+            return store
+                .check(credential, OffsetDateTime::now_utc())
+                .ok_or(Unauthenticated);
+        }
+        self.jwt
+            .as_ref()
+            .and_then(|j| j.verify(credential))
+            .ok_or(Unauthenticated)
     }
 }
 

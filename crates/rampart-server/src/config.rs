@@ -2,6 +2,7 @@
 //! fields refused everywhere: a typo must never switch a defense off); [`RawConfig::validate`] returns *every*
 //! problem at once, each with its path; [`crate::Gateway::build`] then loads files, keys and models.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +66,13 @@ pub struct RawConfig {
     /// `[alerts]`.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// `[roles]`: role name → permissions (`predict:<model>`, `predict:*`, `output:full`, `admin:models`,
+    /// `admin:review`, `admin:identities`, `admin:audit`, `admin:metrics`, `admin:*`). When the section is
+    /// absent the built-in roles apply (see [`crate::rbac::Roles::builtin`]): `predictor = ["predict:*"]`,
+    /// `anonymous = ["predict:*"]`, `admin = ["admin:*"]`, so keys made with `--role predictor` keep working.
+    /// When it is present it replaces them whole: a role not listed grants nothing.
+    #[serde(default)]
+    pub roles: Option<BTreeMap<String, Vec<String>>>,
     /// `[[models]]`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -95,6 +103,37 @@ pub struct ServerConfig {
     /// Time a client has to send its whole body. Default 30 000 ms.
     #[serde(default = "default_body_timeout")]
     pub body_read_timeout_ms: u64,
+    /// `tls = { cert_file, key_file, client_ca_file }`: TLS 1.3 only, on both listeners. Required unless
+    /// `insecure_plaintext = true`: serving without TLS must be a visible decision.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Serve plain HTTP (a warning is logged). Default false. For loopback demos and for a TLS-terminating
+    /// sidecar on the same host; never for a listener other hosts can reach.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+    /// Open connections allowed per listener; further clients wait in the kernel's accept backlog.
+    /// Default 1024: bounded memory and file descriptors whatever the clients do.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+/// `[server] tls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1): a path to a file readable only by its owner, or `env:NAME`
+    /// for a variable holding the PEM text. Never the key itself: an inline key is a config error.
+    pub key_file: String,
+    /// PEM CA certificates. When set, every client must present a certificate chaining to one of them (the
+    /// handshake fails otherwise) and its subject — the first SAN URI, else the CN — is its identity.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 fn default_listen() -> SocketAddr {
@@ -125,21 +164,74 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body(),
             header_read_timeout_ms: default_header_timeout(),
             body_read_timeout_ms: default_body_timeout(),
+            tls: None,
+            insecure_plaintext: false,
+            max_connections: default_max_connections(),
         }
     }
 }
 
-/// `[auth]`. Exactly one of `api_keys_file` and `anonymous = true`: a gateway without authentication must say
-/// so, never get there by omission.
+/// `[auth]`. At least one credential source (`api_keys_file`, `jwt`, or client certificates via
+/// `[server] tls.client_ca_file`), or `anonymous = true` alone: a gateway without authentication must say so,
+/// never get there by omission. A request carrying `Authorization: Bearer` is judged by that credential (an API
+/// key when it starts with `rk_`, else a JWT); one without it by its client certificate, if any.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Hashed API keys, written by `rampart key new`.
     #[serde(default)]
     pub api_keys_file: Option<PathBuf>,
-    /// Serve without authentication (every caller is `anonymous`). Default false.
+    /// Serve without authentication (every caller is `anonymous`, with role `anonymous`). Default false.
     #[serde(default)]
     pub anonymous: bool,
+    /// `jwt = { jwks_file, issuer, audience, algorithms, leeway_s, roles_claim }`: bearer JWTs.
+    #[serde(default)]
+    pub jwt: Option<JwtConfig>,
+    /// Roles of an identity authenticated by its client certificate alone. Default `["predictor"]`.
+    #[serde(default = "default_client_cert_roles")]
+    pub client_cert_roles: Vec<String>,
+    /// How often the keys file is checked for changes (it is also re-read on SIGHUP). Default 1000 ms.
+    #[serde(default = "default_keys_reload")]
+    pub keys_reload_ms: u64,
+}
+
+fn default_client_cert_roles() -> Vec<String> {
+    vec!["predictor".to_owned()]
+}
+fn default_keys_reload() -> u64 {
+    1000
+}
+
+/// `[auth] jwt`: tokens signed by an identity provider whose public keys are in a JWKS file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// JWKS (JSON Web Key Set) file with the provider's public keys; every key needs a `kid`.
+    pub jwks_file: PathBuf,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud` (one of the token's audiences).
+    pub audience: String,
+    /// Accepted algorithms, of `RS256`, `ES256`, `EdDSA`. Default all three. HMAC (`HS*`) is refused: with a
+    /// public JWKS it is the classic key-confusion attack, and `none` is never accepted.
+    #[serde(default = "default_jwt_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds. Default 30; at most 300.
+    #[serde(default = "default_leeway")]
+    pub leeway_s: u64,
+    /// The claim holding the roles: an array of strings, or one space-separated string. Default `roles`.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+}
+
+fn default_jwt_algorithms() -> Vec<String> {
+    ["RS256", "ES256", "EdDSA"].map(str::to_owned).to_vec()
+}
+fn default_leeway() -> u64 {
+    30
+}
+fn default_roles_claim() -> String {
+    "roles".to_owned()
 }
 
 /// `[audit]`.
@@ -235,6 +327,12 @@ pub struct ModelConfig {
     pub version: String,
     /// The ONNX file.
     pub path: PathBuf,
+    /// The `aes256` key file (`rampart keygen --kind aes256`) when `path` is encrypted with
+    /// `rampart encrypt` (e.g. `m.onnx.enc`). Default: none, the file is plain ONNX. The model is
+    /// decrypted in memory only, every chunk authenticated before it loads; the plaintext buffer is
+    /// zeroized once the plan is built. Like every secret, the key is a file, never inline.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// Baseline profile (`rampart profile`); needed by range validation and anomaly detection.
     #[serde(default)]
     pub baseline: Option<PathBuf>,
@@ -344,17 +442,8 @@ impl RawConfig {
         if self.server.body_read_timeout_ms == 0 {
             err("server.body_read_timeout_ms".into(), "must be > 0");
         }
-        match (&self.auth.api_keys_file, self.auth.anonymous) {
-            (Some(_), true) => err(
-                "auth".into(),
-                "give either api_keys_file or anonymous = true, not both",
-            ),
-            (None, false) => err(
-                "auth".into(),
-                "no authentication configured: set api_keys_file, or anonymous = true to serve without it",
-            ),
-            _ => {}
-        }
+        self.validate_transport(&mut err);
+        self.validate_auth(&mut err);
         if self.alerts.rate_limit_storm == 0 {
             err("alerts.rate_limit_storm".into(), "must be > 0");
         }
@@ -374,6 +463,17 @@ impl RawConfig {
             }
             if !seen.insert(m.name.as_str()) {
                 err(at("name"), "duplicate model name");
+            }
+            // A key pasted in place of its path would otherwise be echoed by the load error.
+            if let Some(k) = m.key_file.as_ref().and_then(|k| k.to_str()) {
+                if crate::secret::looks_inline(k)
+                    || (k.len() == 64 && k.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    err(
+                        at("key_file"),
+                        "must be the path of an aes256 key file (rampart keygen), not the key itself",
+                    );
+                }
             }
             if m.version.is_empty() || m.version.len() > 64 || m.version.contains(['/', ' ']) {
                 err(
@@ -417,6 +517,95 @@ impl RawConfig {
             }
         }
         errors
+    }
+
+    fn validate_transport(&self, err: &mut impl FnMut(String, &str)) {
+        match (&self.server.tls, self.server.insecure_plaintext) {
+            (Some(_), true) => err(
+                "server.insecure_plaintext".into(),
+                "give either tls or insecure_plaintext = true, not both",
+            ),
+            (None, false) => err(
+                "server.tls".into(),
+                "no TLS configured: set tls = { cert_file, key_file }, or insecure_plaintext = true to serve plain HTTP",
+            ),
+            _ => {}
+        }
+        if let Some(tls) = &self.server.tls {
+            if crate::secret::looks_inline(&tls.key_file) {
+                err(
+                    "server.tls.key_file".into(),
+                    "an inline secret is refused: give a file path or env:NAME",
+                );
+            }
+        }
+        if self.server.max_connections == 0 {
+            err("server.max_connections".into(), "must be > 0");
+        }
+    }
+
+    fn validate_auth(&self, err: &mut impl FnMut(String, &str)) {
+        let mtls = self
+            .server
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.client_ca_file.is_some());
+        let sources = self.auth.api_keys_file.is_some() || self.auth.jwt.is_some() || mtls;
+        match (sources, self.auth.anonymous) {
+            (true, true) => err(
+                "auth".into(),
+                "give credentials (api_keys_file, jwt, client certificates) or anonymous = true, not both",
+            ),
+            (false, false) => err(
+                "auth".into(),
+                "no authentication configured: set api_keys_file, jwt or tls.client_ca_file, or anonymous = true to serve without it",
+            ),
+            _ => {}
+        }
+        if self.auth.keys_reload_ms == 0 {
+            err("auth.keys_reload_ms".into(), "must be > 0");
+        }
+        if let Some(jwt) = &self.auth.jwt {
+            if jwt.issuer.is_empty() {
+                err("auth.jwt.issuer".into(), "must not be empty");
+            }
+            if jwt.audience.is_empty() {
+                err("auth.jwt.audience".into(), "must not be empty");
+            }
+            if jwt.algorithms.is_empty() {
+                err(
+                    "auth.jwt.algorithms".into(),
+                    "must name at least one algorithm",
+                );
+            }
+            for a in &jwt.algorithms {
+                if crate::jwt::parse_algorithm(a).is_none() {
+                    err(
+                        "auth.jwt.algorithms".into(),
+                        "each must be RS256, ES256 or EdDSA (HMAC and none are refused)",
+                    );
+                }
+            }
+            if jwt.leeway_s > 300 {
+                err("auth.jwt.leeway_s".into(), "must be at most 300");
+            }
+            if jwt.roles_claim.is_empty() {
+                err("auth.jwt.roles_claim".into(), "must not be empty");
+            }
+        }
+        if let Some(roles) = &self.roles {
+            for (role, perms) in roles {
+                for p in perms {
+                    if crate::rbac::Permission::parse(p).is_none() {
+                        err(
+                            format!("roles.{role}"),
+                            "unknown permission: use predict:<model>, predict:*, output:full, \
+                             admin:models, admin:review, admin:identities, admin:audit, admin:metrics or admin:*",
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -19,10 +19,13 @@ use rampart_model::{Backend, ModelInfo, ModelKind, TractModel};
 use rampart_pipeline::rate_limit::Quotas;
 use rampart_pipeline::{Decision, Outcome, Pipeline, Protocol, RequestCx};
 
+use crate::access::{spawn_keys_reloader, Blocklist};
 use crate::alerts::{Alert, AlertSink};
-use crate::auth::{Authenticator, KeyStore, KeysFile};
+use crate::auth::{Authenticator, KeyStore, KeysFile, Peer};
 use crate::config::{OnFailure, RawConfig};
+use crate::jwt::JwtVerifier;
 use crate::metrics::{Metrics, ModelMetrics, UNKNOWN_MODEL};
+use crate::rbac::{AdminArea, Grants, Roles};
 use crate::render;
 use crate::respond;
 use crate::review::{ReviewItem, ReviewQueue};
@@ -66,10 +69,17 @@ struct Audit {
 
 pub(crate) struct Shared {
     auth: Authenticator,
+    roles: Roles,
+    pub(crate) blocked: Blocklist,
+    /// TLS for both listeners; `None` only with `insecure_plaintext = true`.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `/metrics` needs no credential when the admin listener is on loopback (scrapers run beside it).
+    admin_loopback: bool,
+    pub(crate) audit_dir: Option<PathBuf>,
     pub(crate) models: HashMap<String, Arc<ServedModel>>,
     audit: Option<Audit>,
     alerts: AlertSink,
-    review: ReviewQueue,
+    pub(crate) review: ReviewQueue,
     pub(crate) metrics: Metrics,
     unknown: ModelMetrics,
     max_body: usize,
@@ -125,20 +135,28 @@ impl Gateway {
         })?;
 
         let auth = match auth {
-            AuthOverride::SingleKey { id, key } => Authenticator::Keys(KeyStore::single(&id, &key)),
-            AuthOverride::FromConfig => match &cfg.auth.api_keys_file {
-                Some(path) => {
-                    let path = cfg.resolve(path);
-                    let file = KeysFile::load(&path, false)
-                        .map_err(|e| StartError::File(e.to_string()))?;
-                    Authenticator::Keys(KeyStore::from_file(&file))
-                }
-                None => {
-                    tracing::warn!("authentication is off ([auth] anonymous = true): every caller is 'anonymous'");
-                    Authenticator::Anonymous
-                }
-            },
+            AuthOverride::SingleKey { id, key } => Authenticator::keys(KeyStore::single(&id, &key)),
+            AuthOverride::FromConfig => build_authenticator(cfg)?,
         };
+        let tls = match &cfg.server.tls {
+            Some(t) => Some(
+                crate::tls::acceptor(t, |p| cfg.resolve(p))
+                    .map_err(|e| StartError::File(format!("server.tls: {e}")))?,
+            ),
+            None => {
+                tracing::warn!(
+                    "TLS is off ([server] insecure_plaintext = true): credentials and predictions cross the network in clear text"
+                );
+                None
+            }
+        };
+        let blocked_path = data_dir.join("blocked.json");
+        let blocked = Blocklist::open(blocked_path.clone()).map_err(|e| {
+            StartError::File(format!(
+                "blocked identities {}: {e}",
+                blocked_path.display()
+            ))
+        })?;
 
         let metrics = Metrics::new();
         let mut models = HashMap::new();
@@ -156,16 +174,16 @@ impl Gateway {
             );
         }
 
-        let audit = if cfg.audit.enabled {
-            let dir = match &cfg.audit.dir {
-                Some(d) => cfg.resolve(d),
-                None => data_dir.join("audit"),
-            };
+        let audit_dir = cfg.audit.enabled.then(|| match &cfg.audit.dir {
+            Some(d) => cfg.resolve(d),
+            None => data_dir.join("audit"),
+        });
+        let audit = if let Some(dir) = &audit_dir {
             let durability = match cfg.audit.durability {
                 crate::config::Durability::Fsync => rampart_audit::Durability::Fsync,
                 crate::config::Durability::Buffered => rampart_audit::Durability::Buffered,
             };
-            let writer = AuditWriter::open(&dir, durability)
+            let writer = AuditWriter::open(dir, durability)
                 .map_err(|e| StartError::File(format!("audit log {}: {e}", dir.display())))?;
             Some(Audit {
                 writer,
@@ -197,6 +215,11 @@ impl Gateway {
         let unknown = metrics.for_model(UNKNOWN_MODEL);
         let shared = Arc::new(Shared {
             auth,
+            roles: Roles::from_config(cfg.roles.as_ref()),
+            blocked,
+            tls,
+            admin_loopback: cfg.server.admin_listen.ip().is_loopback(),
+            audit_dir,
             models,
             audit,
             alerts,
@@ -220,6 +243,42 @@ impl Gateway {
     }
 }
 
+/// The authenticator of `[auth]`; starts the keys-file reloader when there is a keys file.
+fn build_authenticator(cfg: &RawConfig) -> Result<Authenticator, StartError> {
+    if cfg.auth.anonymous {
+        tracing::warn!(
+            "authentication is off ([auth] anonymous = true): every caller is 'anonymous'"
+        );
+        return Ok(Authenticator::anonymous());
+    }
+    let keys = match &cfg.auth.api_keys_file {
+        Some(path) => {
+            let path = cfg.resolve(path);
+            let file = KeysFile::load(&path, false).map_err(|e| StartError::File(e.to_string()))?;
+            let store = Arc::new(arc_swap::ArcSwap::from_pointee(KeyStore::from_file(&file)));
+            spawn_keys_reloader(
+                path,
+                Arc::downgrade(&store),
+                Duration::from_millis(cfg.auth.keys_reload_ms),
+            );
+            Some(store)
+        }
+        None => None,
+    };
+    let jwt = match &cfg.auth.jwt {
+        Some(j) => Some(
+            JwtVerifier::load(j, &cfg.resolve(&j.jwks_file))
+                .map_err(|e| StartError::File(format!("auth.jwt: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Authenticator::new(
+        keys,
+        jwt,
+        cfg.auth.client_cert_roles.clone(),
+    ))
+}
+
 /// Loads `models[index]`: its ONNX file, its baseline, and its pipeline.
 pub(crate) fn load_model(
     cfg: &RawConfig,
@@ -236,7 +295,10 @@ pub(crate) fn load_model(
         message,
     };
     let path = cfg.resolve(&m.path);
-    let backend = TractModel::load(&path).map_err(|e| fail(e.to_string()))?;
+    let backend = match &m.key_file {
+        Some(key_file) => load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?,
+        None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
+    };
     let baseline = match &m.baseline {
         Some(p) => Some(Arc::new(load_baseline(&cfg.resolve(p)).map_err(fail)?)),
         None => None,
@@ -253,6 +315,30 @@ pub(crate) fn load_model(
         "model loaded"
     );
     Ok((info, pipeline))
+}
+
+/// Decrypts an encrypted model in memory (never to disk) and loads it. The plaintext is held in a
+/// `Zeroizing` buffer sized from the file once, so it is never reallocated and is zeroized when dropped,
+/// right after tract has built its plan.
+fn load_encrypted_model(
+    path: &std::path::Path,
+    key_file: &std::path::Path,
+) -> Result<TractModel, String> {
+    use rampart_crypto::container::{decrypt_to_vec, AeadKey};
+    let key = AeadKey::load(key_file).map_err(|e| e.to_string())?;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let plain = decrypt_to_vec(
+        &key,
+        std::io::BufReader::new(file),
+        usize::try_from(len).unwrap_or(0),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = path.display().to_string();
+    TractModel::load_bytes(&name, &plain).map_err(|e| e.to_string())
 }
 
 fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {
@@ -327,10 +413,86 @@ impl Shared {
         self.models.get(name)
     }
 
-    pub(crate) fn authenticate(&self, headers: &HeaderMap) -> Result<Identity, Rejection> {
+    pub(crate) fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+    ) -> Result<Identity, Rejection> {
         self.auth
-            .authenticate(headers)
+            .authenticate(headers, peer)
             .map_err(|_| Rejection::new(Reason::Unauthenticated, GuardId::AUTH))
+    }
+
+    /// Authentication, then the blocklist: what every authenticated route starts with.
+    pub(crate) fn admit_identity(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+    ) -> Result<Identity, (Rejection, Option<Identity>)> {
+        let identity = self.authenticate(headers, peer).map_err(|r| (r, None))?;
+        if self.blocked.is_blocked(identity.id()) {
+            return Err((
+                Rejection::new(Reason::Blocked, GuardId::BLOCKLIST),
+                Some(identity),
+            ));
+        }
+        Ok(identity)
+    }
+
+    /// The inference gate: authentication, the blocklist, then RBAC — before routing, so a caller not
+    /// allowed a model cannot learn whether it exists. A refusal is audited and rendered.
+    pub(crate) async fn admit_model(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+        model: &str,
+        request_id: &str,
+        started: Instant,
+    ) -> Result<(Identity, Grants), Response> {
+        let identity = match self.admit_identity(headers, peer) {
+            Ok(i) => i,
+            Err((r, who)) => {
+                let id = who.as_ref().map_or("anonymous", |i| i.id());
+                return Err(self.refuse(r, request_id, id, None, started, &[]).await);
+            }
+        };
+        let grants = self.roles.grants(&identity);
+        if !grants.may_predict(model) {
+            let r = Rejection::new(Reason::Forbidden, GuardId::RBAC);
+            return Err(self
+                .refuse(r, request_id, identity.id(), None, started, &[])
+                .await);
+        }
+        Ok((identity, grants))
+    }
+
+    /// The admin listener's gate: an authenticated, unblocked identity whose roles grant `area`.
+    /// `/metrics` on a loopback admin listener needs nothing (see the README).
+    pub(crate) async fn admit_admin(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+        area: AdminArea,
+    ) -> Result<Identity, Response> {
+        if area == AdminArea::Metrics && self.admin_loopback {
+            return Ok(Identity::anonymous());
+        }
+        let started = Instant::now();
+        let request_id = new_request_id();
+        let identity = match self.admit_identity(headers, peer) {
+            Ok(i) => i,
+            Err((r, who)) => {
+                let id = who.as_ref().map_or("anonymous", |i| i.id());
+                return Err(self.refuse(r, &request_id, id, None, started, &[]).await);
+            }
+        };
+        if !self.roles.grants(&identity).may_admin(area) {
+            let r = Rejection::new(Reason::Forbidden, GuardId::RBAC);
+            return Err(self
+                .refuse(r, &request_id, identity.id(), None, started, &[])
+                .await);
+        }
+        Ok(identity)
     }
 
     /// Writes the record; `Err` means the response must become 503 (fail closed).
@@ -427,6 +589,27 @@ impl Shared {
         name: &str,
         version: Option<&str>,
         protocol: Protocol,
+        peer: &Peer,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response {
+        // Predictions are per caller and may be sensitive: never stored by a cache on the way.
+        let mut resp = self
+            .predict_inner(name, version, protocol, peer, headers, body)
+            .await;
+        resp.headers_mut().insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
+        resp
+    }
+
+    async fn predict_inner(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        protocol: Protocol,
+        peer: &Peer,
         headers: HeaderMap,
         body: Body,
     ) -> Response {
@@ -440,15 +623,13 @@ impl Shared {
                 .is_some_and(|v| v.as_bytes() != b"0");
         let early = |resp: Response| close_if(resp, has_body);
 
-        // Authentication.
-        let identity = match self.authenticate(&headers) {
-            Ok(i) => i,
-            Err(r) => {
-                return early(
-                    self.refuse(r, &request_id, "anonymous", None, started, &[])
-                        .await,
-                );
-            }
+        // Authentication, the blocklist, RBAC.
+        let (identity, grants) = match self
+            .admit_model(&headers, peer, name, &request_id, started)
+            .await
+        {
+            Ok(g) => g,
+            Err(resp) => return early(resp),
         };
         // Routing: the name is never echoed.
         let model = match self.model(name) {
@@ -466,6 +647,7 @@ impl Shared {
             identity: &identity,
             model: &model.name,
             protocol,
+            full_output: grants.output_full(),
         };
 
         // Admit: rate limit.

@@ -1,7 +1,8 @@
 //! # rampart-server
 //!
 //! The HTTP edge of Rampart: the listeners, authentication, the routes (Open Inference Protocol v2, `/v1`,
-//! `/metrics` on the admin listener), the one mapping from a [`rampart_core::Rejection`] to a response, and
+//! and the admin API on the admin listener), TLS 1.3 and mTLS ([`tls`]), API keys, JWTs and roles ([`auth`],
+//! [`jwt`], [`rbac`]), secret sources ([`secret`]), the one mapping from a [`rampart_core::Rejection`] to a response, and
 //! [`config::RawConfig`], the config file that composes every crate's section.
 //!
 //! It owns the I/O around the request path — the bounded body read, the audit commit that must complete before
@@ -13,16 +14,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access;
+mod admin;
 pub mod alerts;
 pub mod auth;
 pub mod config;
 mod gateway;
+pub mod jwt;
 pub mod listen;
 pub mod metrics;
+pub mod rbac;
 mod render;
 pub mod respond;
 pub mod review;
 mod routes;
+pub mod secret;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,10 +42,22 @@ pub use gateway::{AuthOverride, Gateway, StartError};
 /// Loads every model, baseline and pipeline of a config without serving or writing anything (the "build"
 /// stage of `rampart check-config`); returns every problem.
 pub fn check_build(cfg: &config::RawConfig) -> Vec<String> {
-    (0..cfg.models.len())
+    let mut problems: Vec<String> = (0..cfg.models.len())
         .filter_map(|i| gateway::load_model(cfg, i).err())
         .map(|e| e.to_string())
-        .collect()
+        .collect();
+    // The files `serve` would refuse to start with: certificates, the TLS key, the JWKS.
+    if let Some(t) = &cfg.server.tls {
+        if let Err(e) = tls::acceptor(t, |p| cfg.resolve(p)) {
+            problems.push(format!("server.tls: {e}"));
+        }
+    }
+    if let Some(j) = &cfg.auth.jwt {
+        if let Err(e) = jwt::JwtVerifier::load(j, &cfg.resolve(&j.jwks_file)) {
+            problems.push(format!("auth.jwt: {e}"));
+        }
+    }
+    problems
 }
 
 /// A gateway serving on its two listeners.
@@ -47,6 +66,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The admin listener's address.
     pub admin_addr: SocketAddr,
+    /// Whether both listeners speak TLS (`https://`).
+    pub tls: bool,
     gateway: Gateway,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -63,27 +84,30 @@ impl Running {
         let addr = inference.local_addr()?;
         let admin_addr = admin.local_addr()?;
         let (stop, rx) = watch::channel(false);
-        let header_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
-        let grace = Duration::from_secs(10);
+        let opts = listen::ServeOptions {
+            header_timeout: Duration::from_millis(cfg.header_read_timeout_ms),
+            grace: Duration::from_secs(10),
+            tls: gateway.shared.tls.clone(),
+            max_connections: cfg.max_connections,
+        };
         let tasks = vec![
             tokio::spawn(listen::serve(
                 inference,
                 routes::inference(gateway.clone()),
-                header_timeout,
+                opts.clone(),
                 rx.clone(),
-                grace,
             )),
             tokio::spawn(listen::serve(
                 admin,
-                routes::admin(gateway.clone()),
-                header_timeout,
+                admin::router(gateway.clone()),
+                opts,
                 rx,
-                grace,
             )),
         ];
         Ok(Self {
             addr,
             admin_addr,
+            tls: gateway.shared.tls.is_some(),
             gateway,
             stop,
             tasks,

@@ -1,14 +1,17 @@
 //! The human review queue: predictions the confidence gate withheld, persisted under
 //! `<data-dir>/review/queue.jsonl` (mode 0600: the items hold raw inputs) before the client is told its
-//! answer awaits review. A later issue adds the admin API to list and resolve them.
+//! answer awaits review. The admin API lists them and resolves them; a resolution is appended to
+//! `resolved.jsonl` beside the queue (the queue itself is append-only, like the audit log), and a listing
+//! joins the two.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// One item waiting for a person.
@@ -39,6 +42,39 @@ pub struct ReviewItem {
 #[derive(Clone)]
 pub struct ReviewQueue {
     file: Arc<Mutex<File>>,
+    dir: PathBuf,
+}
+
+/// Largest queue or resolutions file the admin API reads (it is listed whole).
+const MAX_LIST_BYTES: u64 = 64 << 20;
+
+/// A person's verdict on one item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The item.
+    pub review_id: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// Who resolved it (the admin identity).
+    pub by: String,
+    /// The label the reviewer decided on, if any.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// What resolving did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// Recorded now.
+    Now,
+    /// It had been resolved before; nothing written.
+    Already,
+    /// No such item.
+    Unknown,
 }
 
 impl ReviewQueue {
@@ -58,6 +94,7 @@ impl ReviewQueue {
         let file = opts.open(dir.join("queue.jsonl"))?;
         Ok(Self {
             file: Arc::new(Mutex::new(file)),
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -80,4 +117,84 @@ impl ReviewQueue {
         .await
         .map_err(std::io::Error::other)?
     }
+}
+
+impl ReviewQueue {
+    /// Every item with its resolution (`status` becomes `resolved`), oldest first; `pending_only` drops the
+    /// resolved ones.
+    ///
+    /// # Errors
+    /// When a file cannot be read or holds a line that is not JSON.
+    pub fn list(&self, pending_only: bool) -> std::io::Result<Vec<serde_json::Value>> {
+        let resolutions = self.resolutions()?;
+        let mut out = Vec::new();
+        for mut item in read_lines(&self.dir.join("queue.jsonl"))? {
+            let id = item["review_id"].as_str().unwrap_or_default().to_owned();
+            match resolutions.get(&id) {
+                Some(_) if pending_only => continue,
+                Some(r) => {
+                    item["status"] = "resolved".into();
+                    item["resolution"] = serde_json::to_value(r).map_err(std::io::Error::other)?;
+                }
+                None => {}
+            }
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    /// Records a resolution, once per item.
+    ///
+    /// # Errors
+    /// When the files cannot be read or written.
+    pub fn resolve(&self, resolution: Resolution) -> std::io::Result<Resolved> {
+        // One writer at a time, under the queue's lock, so two admins cannot both resolve an item.
+        let _queue = self.file.lock();
+        let known = read_lines(&self.dir.join("queue.jsonl"))?
+            .iter()
+            .any(|i| i["review_id"] == resolution.review_id.as_str());
+        if !known {
+            return Ok(Resolved::Unknown);
+        }
+        if self.resolutions()?.contains_key(&resolution.review_id) {
+            return Ok(Resolved::Already);
+        }
+        let mut line = serde_json::to_vec(&resolution).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut opts = OpenOptions::new();
+        opts.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(self.dir.join("resolved.jsonl"))?;
+        f.write_all(&line)?;
+        f.sync_data()?;
+        Ok(Resolved::Now)
+    }
+
+    fn resolutions(&self) -> std::io::Result<HashMap<String, Resolution>> {
+        read_lines(&self.dir.join("resolved.jsonl"))?
+            .into_iter()
+            .map(|v| {
+                let r: Resolution = serde_json::from_value(v).map_err(std::io::Error::other)?;
+                Ok((r.review_id.clone(), r))
+            })
+            .collect()
+    }
+}
+
+fn read_lines(path: &Path) -> std::io::Result<Vec<serde_json::Value>> {
+    use std::io::{BufRead, BufReader, Read};
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    BufReader::new(file.take(MAX_LIST_BYTES))
+        .lines()
+        .filter(|l| l.as_ref().map_or(true, |l| !l.trim().is_empty()))
+        .map(|l| serde_json::from_str(&l?).map_err(std::io::Error::other))
+        .collect()
 }

@@ -1,14 +1,14 @@
-//! The routes of both listeners. Inference: OIP v2 and `/v1`. Admin: `/metrics` and liveness — never on the
-//! inference listener.
+//! The inference listener's routes: OIP v2 and `/v1`. The admin listener's are in [`crate::admin`], never
+//! mounted here.
 
 use std::any::Any;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -16,6 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use rampart_core::{GuardId, Reason, Rejection};
 use rampart_pipeline::Protocol;
 
+use crate::auth::Peer;
 use crate::gateway::{kind_name, new_request_id, Gateway};
 use crate::respond;
 
@@ -70,31 +71,6 @@ pub(crate) fn inference(gw: Gateway) -> Router {
         ))
 }
 
-/// The admin router.
-pub(crate) fn admin(gw: Gateway) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route(
-            "/v2/health/live",
-            get(|| async { ok_json(json!({"live": true})) }),
-        )
-        .fallback(|| async {
-            respond::rejection(
-                &Rejection::new(Reason::NotFound, GuardId::ROUTE),
-                &new_request_id(),
-            )
-        })
-        .with_state(gw)
-}
-
-async fn metrics(State(gw): State<Gateway>) -> Response {
-    let mut resp = gw.shared.metrics_text().into_response();
-    if let Ok(v) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse() {
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
-    }
-    resp
-}
-
 async fn ready(State(gw): State<Gateway>) -> Response {
     ok_json(json!({"ready": !gw.shared.models.is_empty()}))
 }
@@ -144,22 +120,31 @@ fn close_if_body(mut resp: Response, headers: &HeaderMap) -> Response {
 /// Metadata endpoints require a credential: input shapes and labels help an attacker craft inputs.
 async fn metadata(
     gw: &Gateway,
+    peer: &Peer,
     headers: &HeaderMap,
     name: &str,
     version: Option<&str>,
 ) -> Response {
     let id = new_request_id();
-    let identity = match gw.shared.authenticate(headers) {
-        Ok(i) => i,
-        Err(r) => return respond::rejection(&r, &id),
+    let started = Instant::now();
+    let (identity, _) = match gw
+        .shared
+        .admit_model(headers, peer, name, &id, started)
+        .await
+    {
+        Ok(g) => g,
+        Err(resp) => return resp,
     };
-    let _ = identity;
     let Some(m) = gw
         .shared
         .model(name)
         .filter(|m| version.is_none_or(|v| v == m.version))
     else {
-        return respond::rejection(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE), &id);
+        let r = Rejection::new(Reason::ModelNotFound, GuardId::ROUTE);
+        return gw
+            .shared
+            .refuse(r, &id, identity.id(), None, started, &[])
+            .await;
     };
     let outputs = match m.info.kind {
         rampart_model::ModelKind::Classifier { .. } => json!([
@@ -187,68 +172,85 @@ async fn metadata(
 
 async fn model_metadata(
     State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    metadata(&gw, &headers, &name, None).await
+    metadata(&gw, &peer, &headers, &name, None).await
 }
 
 async fn model_version_metadata(
     State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    metadata(&gw, &headers, &name, Some(&version)).await
+    metadata(&gw, &peer, &headers, &name, Some(&version)).await
 }
 
 async fn model_ready(
     State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let id = new_request_id();
-    if let Err(r) = gw.shared.authenticate(&headers) {
-        return respond::rejection(&r, &id);
-    }
+    let started = Instant::now();
+    let identity = match gw
+        .shared
+        .admit_model(&headers, &peer, &name, &id, started)
+        .await
+    {
+        Ok((i, _)) => i,
+        Err(resp) => return resp,
+    };
     match gw.shared.model(&name) {
         Some(m) => respond::json(
             StatusCode::OK,
             serde_json::to_vec(&json!({"name": m.name, "ready": true})).unwrap_or_default(),
             &id,
         ),
-        None => respond::rejection(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE), &id),
+        None => {
+            let r = Rejection::new(Reason::ModelNotFound, GuardId::ROUTE);
+            gw.shared
+                .refuse(r, &id, identity.id(), None, started, &[])
+                .await
+        }
     }
 }
 
 async fn infer_v2(
     State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     gw.shared
-        .predict(&name, None, Protocol::V2, headers, body)
+        .predict(&name, None, Protocol::V2, &peer, headers, body)
         .await
 }
 
 async fn infer_v2_version(
     State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     gw.shared
-        .predict(&name, Some(&version), Protocol::V2, headers, body)
+        .predict(&name, Some(&version), Protocol::V2, &peer, headers, body)
         .await
 }
 
 async fn predict_v1(
     State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     gw.shared
-        .predict(&name, None, Protocol::V1, headers, body)
+        .predict(&name, None, Protocol::V1, &peer, headers, body)
         .await
 }

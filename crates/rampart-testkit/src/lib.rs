@@ -51,6 +51,8 @@ pub struct TestGateway {
     pub key: String,
     /// The key of identity `other`.
     pub other_key: String,
+    /// Keys of the identities [`Setup::keys`] asked for, by id.
+    pub keys: std::collections::HashMap<String, String>,
     /// The temporary directory (config, models, keys, `data/`).
     pub dir: tempfile::TempDir,
     /// HTTP client.
@@ -67,7 +69,21 @@ impl TestGateway {
 
     /// As [`TestGateway::start`], returning the start-up error.
     pub async fn try_start(body: &str) -> Result<Self, String> {
+        Self::start_with(Setup {
+            body,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    /// Starts a gateway from a [`Setup`]: extra files (written mode 0600), extra keys, and the `[server]`
+    /// and `[auth]` additions. Without `tls` in `setup.server` the kit serves plain HTTP
+    /// (`insecure_plaintext = true`).
+    pub async fn start_with(setup: Setup<'_>) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        for (name, bytes) in setup.files {
+            write_private(&dir.path().join(name), bytes)?;
+        }
         std::fs::write(dir.path().join("demo.onnx"), DEMO_MODEL).map_err(|e| e.to_string())?;
         std::fs::write(dir.path().join("demo.baseline.json"), DEMO_BASELINE)
             .map_err(|e| e.to_string())?;
@@ -78,12 +94,25 @@ impl TestGateway {
         let other_key = keys
             .add("other", vec!["predictor".into()], None)
             .map_err(|e| e.to_string())?;
+        let mut extra_keys = std::collections::HashMap::new();
+        for (id, roles) in setup.keys {
+            let k = keys
+                .add(id, roles.iter().map(|r| (*r).to_owned()).collect(), None)
+                .map_err(|e| e.to_string())?;
+            extra_keys.insert((*id).to_owned(), k);
+        }
         keys.save(&dir.path().join("keys.toml"))
             .map_err(|e| e.to_string())?;
+        let transport = if setup.server.contains("tls") {
+            setup.server.to_owned()
+        } else {
+            format!("insecure_plaintext = true\n{}", setup.server)
+        };
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
-             header_read_timeout_ms = 2000\nbody_read_timeout_ms = 2000\n\n\
-             [auth]\napi_keys_file = \"keys.toml\"\n\n{body}"
+             header_read_timeout_ms = 2000\nbody_read_timeout_ms = 2000\n{transport}\n\n\
+             [auth]\napi_keys_file = \"keys.toml\"\nkeys_reload_ms = 100\n{}\n\n{}",
+            setup.auth, setup.body
         );
         let path = dir.path().join("rampart.toml");
         std::fs::write(&path, &text).map_err(|e| e.to_string())?;
@@ -94,11 +123,13 @@ impl TestGateway {
         let running = Running::start(gw, &cfg.server)
             .await
             .map_err(|e| e.to_string())?;
+        let scheme = if running.tls { "https" } else { "http" };
         Ok(Self {
-            base: format!("http://{}", running.addr),
-            admin: format!("http://{}", running.admin_addr),
+            base: format!("{scheme}://{}", running.addr),
+            admin: format!("{scheme}://{}", running.admin_addr),
             key,
             other_key,
+            keys: extra_keys,
             dir,
             http: reqwest::Client::new(),
             running: Some(running),
@@ -188,6 +219,33 @@ impl TestGateway {
         }
         self.dir
     }
+}
+
+/// What [`TestGateway::start_with`] builds.
+#[derive(Default, Clone, Copy)]
+pub struct Setup<'a> {
+    /// Lines added to `[server]` (e.g. `tls = { ... }`).
+    pub server: &'a str,
+    /// Lines added to `[auth]` (after `api_keys_file = "keys.toml"`).
+    pub auth: &'a str,
+    /// The rest of the config: `[[models]]`, `[roles]`, …
+    pub body: &'a str,
+    /// Files written into the directory first (mode 0600): certificates, keys, a JWKS.
+    pub files: &'a [(&'a str, &'a [u8])],
+    /// Extra identities, with their roles, added to the keys file.
+    pub keys: &'a [(&'a str, &'a [&'a str])],
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Lines of a JSON-lines file (empty when absent).

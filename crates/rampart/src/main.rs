@@ -3,8 +3,13 @@
 //! config), 2 a usage or input error. Messages go to stderr, machine output to stdout.
 #![forbid(unsafe_code)]
 
+mod atomic;
+mod crypt;
+mod data;
 mod demo;
+mod keygen;
 mod keys;
+mod lineage;
 mod profile;
 mod serve;
 
@@ -43,6 +48,32 @@ enum Command {
     /// Example: rampart key new --id alice --role predictor --keys-file keys.toml
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Create a key file (mode 0600): ed25519 (also writes FILE.pub), aes256, hmac.
+    ///
+    /// Example: rampart keygen --kind aes256 --out model.key
+    Keygen(keygen::Args),
+    /// Dataset integrity manifests.
+    ///
+    /// Example: rampart data manifest data/train --out train.manifest.json --sign-key signing.key
+    #[command(subcommand)]
+    Data(data::DataCommand),
+    /// Signed lineage: where every dataset and model came from.
+    ///
+    /// Example: rampart lineage show model.onnx
+    #[command(subcommand)]
+    Lineage(lineage::LineageCommand),
+    /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
+    ///
+    /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
+    Encrypt(crypt::Args),
+    /// Decrypt a file; the output appears only once every chunk authenticated.
+    ///
+    /// Example: rampart decrypt --key-file model.key model.onnx.enc model.onnx
+    Decrypt(crypt::Args),
+    /// Re-encrypt a file under a new key (key rotation), without writing plaintext.
+    ///
+    /// Example: rampart reencrypt --old-key old.key --new-key new.key m.onnx.enc m.onnx.enc.new
+    Reencrypt(crypt::RotateArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +83,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => serve::check_config(&file),
         Command::Profile(args) => profile::run(&args),
         Command::Key(cmd) => keys::run(cmd),
+        Command::Keygen(args) => keygen::run(&args),
+        Command::Data(cmd) => data::run(cmd),
+        Command::Lineage(cmd) => lineage::run(cmd),
+        Command::Encrypt(args) => crypt::encrypt(&args),
+        Command::Decrypt(args) => crypt::decrypt(&args),
+        Command::Reencrypt(args) => crypt::reencrypt(&args),
     };
     match result {
         Ok(code) => code,

@@ -77,22 +77,23 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     }
     let gateway = Gateway::build(&cfg, auth).await?;
     let running = Running::start(gateway, &cfg.server).await?;
-    if !running.addr.ip().is_loopback() {
+    let scheme = if running.tls { "https" } else { "http" };
+    if !running.tls && !running.addr.ip().is_loopback() {
         tracing::warn!(
-            "listening on {} in plain HTTP: put TLS in front of it, or keep it on loopback",
+            "listening on {} in plain HTTP: set [server] tls, or keep it on loopback",
             running.addr
         );
     }
     println!("rampart {} listening", env!("CARGO_PKG_VERSION"));
-    println!("inference: http://{}", running.addr);
-    println!("admin:     http://{}/metrics", running.admin_addr);
+    println!("inference: {scheme}://{}", running.addr);
+    println!("admin:     {scheme}://{}/metrics", running.admin_addr);
     println!("data:      {}", cfg.resolve(&cfg.server.data_dir).display());
     if let Some(key) = demo_key {
         // The one line scripts capture: the key exists nowhere else (held in memory, hash only).
         println!("api key: {key}");
         println!(
             "try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
-             -d '{}' http://{}/v1/models/demo/predict",
+             -d '{}' {scheme}://{}/v1/models/demo/predict",
             demo::REQUEST.trim(),
             running.addr
         );

@@ -3,7 +3,7 @@
 use http::{HeaderMap, HeaderValue};
 use time::{Duration, OffsetDateTime};
 
-use super::{Authenticator, KeyStore, KeysFile, Unauthenticated, KEY_PREFIX};
+use super::{Authenticator, KeyStore, KeysFile, Peer, Unauthenticated, KEY_PREFIX};
 
 fn bearer(key: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -29,8 +29,8 @@ fn stores_only_the_digest() {
 fn valid_key_authenticates_its_identity() {
     let mut file = KeysFile::default();
     let key = file.add("alice", vec!["predictor".into()], None).unwrap();
-    let auth = Authenticator::Keys(KeyStore::from_file(&file));
-    let id = auth.authenticate(&bearer(&key)).unwrap();
+    let auth = Authenticator::keys(KeyStore::from_file(&file));
+    let id = auth.authenticate(&bearer(&key), &Peer::default()).unwrap();
     assert_eq!(id.id(), "alice");
     assert_eq!(id.roles(), ["predictor".to_owned()]);
 }
@@ -44,16 +44,28 @@ fn every_failure_is_the_same() {
         vec![],
         Some(OffsetDateTime::now_utc() - Duration::hours(1)),
     );
-    let auth = Authenticator::Keys(KeyStore::from_file(&file));
-    assert_eq!(auth.authenticate(&HeaderMap::new()), Err(Unauthenticated));
-    assert_eq!(auth.authenticate(&bearer("rk_00")), Err(Unauthenticated));
-    assert_eq!(auth.authenticate(&bearer("nonsense")), Err(Unauthenticated));
+    let auth = Authenticator::keys(KeyStore::from_file(&file));
+    assert_eq!(
+        auth.authenticate(&HeaderMap::new(), &Peer::default()),
+        Err(Unauthenticated)
+    );
+    assert_eq!(
+        auth.authenticate(&bearer("rk_00"), &Peer::default()),
+        Err(Unauthenticated)
+    );
+    assert_eq!(
+        auth.authenticate(&bearer("nonsense"), &Peer::default()),
+        Err(Unauthenticated)
+    );
     let mut basic = HeaderMap::new();
     basic.insert(
         http::header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Basic {key}")).unwrap(),
     );
-    assert_eq!(auth.authenticate(&basic), Err(Unauthenticated));
+    assert_eq!(
+        auth.authenticate(&basic, &Peer::default()),
+        Err(Unauthenticated)
+    );
 }
 
 #[test]
@@ -68,9 +80,15 @@ fn expired_and_revoked_keys_fail() {
         .unwrap();
     let bob = file.add("bob", vec![], None).unwrap();
     file.revoke("bob").unwrap();
-    let auth = Authenticator::Keys(KeyStore::from_file(&file));
-    assert_eq!(auth.authenticate(&bearer(&old)), Err(Unauthenticated));
-    assert_eq!(auth.authenticate(&bearer(&bob)), Err(Unauthenticated));
+    let auth = Authenticator::keys(KeyStore::from_file(&file));
+    assert_eq!(
+        auth.authenticate(&bearer(&old), &Peer::default()),
+        Err(Unauthenticated)
+    );
+    assert_eq!(
+        auth.authenticate(&bearer(&bob), &Peer::default()),
+        Err(Unauthenticated)
+    );
     assert!(file.revoke("bob").is_err());
 }
 
@@ -97,6 +115,6 @@ fn keys_file_round_trips_with_private_mode() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0);
     }
-    let auth = Authenticator::Keys(KeyStore::from_file(&back));
-    assert!(auth.authenticate(&bearer(&key)).is_ok());
+    let auth = Authenticator::keys(KeyStore::from_file(&back));
+    assert!(auth.authenticate(&bearer(&key), &Peer::default()).is_ok());
 }

@@ -45,3 +45,20 @@ async fn slow_headers_are_cut_off() {
         "the connection stayed open without complete headers"
     );
 }
+
+#[tokio::test]
+async fn oversized_headers_are_refused() {
+    let gw = TestGateway::demo().await;
+    let resp = gw
+        .http
+        .get(format!("{}/v2/health/live", gw.base))
+        .header(
+            "x-padding",
+            "a".repeat(2 * rampart_server::listen::MAX_HEADER_BYTES),
+        )
+        .send()
+        .await;
+    // hyper answers 431 or closes the connection: either way the request is not served.
+    let status = resp.map(|r| r.status().as_u16());
+    assert!(status.as_ref().map_or(true, |s| *s == 431), "{status:?}");
+}

@@ -4,12 +4,15 @@
 
 mod audit;
 mod cli;
+mod data;
 mod hostile_input;
+mod identity;
 mod limits;
 mod models;
 mod oip_v2;
 mod outcomes;
 mod reasons;
+mod tls;
 
 use serde_json::Value;
 

@@ -158,12 +158,17 @@ async fn a_rate_limit_storm_raises_one_alert() {
     ))
     .await;
     for _ in 0..5 {
-        gw.post("/v1/models/demo/predict", &json!({"features": CONFIDENT})).await;
+        gw.post("/v1/models/demo/predict", &json!({"features": CONFIDENT}))
+            .await;
     }
     // Alerts reach their file through a bounded queue; give the writer a moment.
     let mut storms = 0;
     for _ in 0..50 {
-        storms = gw.alerts().iter().filter(|a| a["kind"] == "rate_limit_storm").count();
+        storms = gw
+            .alerts()
+            .iter()
+            .filter(|a| a["kind"] == "rate_limit_storm")
+            .count();
         if storms > 0 {
             break;
         }

@@ -203,7 +203,16 @@ async fn audit_unavailable_fails_closed() {
     let resp = gw.post(PREDICT, &json!({"features": CONFIDENT})).await;
     assert_eq!(resp.headers()["retry-after"], "1");
     error_body(resp, 503, "audit_unavailable").await;
-    assert!(gw.alerts().iter().any(|a| a["kind"] == "audit_unavailable"));
+    // Alerts are written by a background task: wait for it (bounded) rather than race it.
+    let mut alerted = false;
+    for _ in 0..50 {
+        alerted = gw.alerts().iter().any(|a| a["kind"] == "audit_unavailable");
+        if alerted {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(alerted);
 }
 
 #[tokio::test]

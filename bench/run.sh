@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The side-by-side load benchmark (issue 8): one run, one load generator (wrk), the same model
+# (breast_cancer_folded.onnx, 30 features) and the same request bodies for every point:
+#   1. Rampart, full defense (bench/full-defense.toml)   2. Rampart, no layers (bench/no-layers.toml)
+#   3. a bare axum + tract server (bench/bare)           4. the Python reference pipeline (../shared/bench)
+# Prints req/s, p50 and p99 per point and concurrency, the ratios full/python and full/bare, and writes JSON to
+# bench/results/. Usage: bench/run.sh            (15 s per point, concurrency 1 16 64)
+#                        SMOKE=1 bench/run.sh    (2 s, concurrency 1 and 16: a check that it runs, not a measurement)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+cd "$root"
+
+duration=${DURATION:-15}
+concurrency=${CONCURRENCY:-"1 16 64"}
+warmup=${WARMUP:-3}
+if [ "${SMOKE:-0}" = 1 ]; then duration=2; concurrency="1 16"; warmup=1; fi
+shared=${SHARED:-$root/../shared}
+results="$here/results"
+mkdir -p "$results"
+rm -rf "$results"/full-defense-data "$results"/no-layers-data "$results/keys.toml"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "== installing wrk" >&2
+  (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
+fi
+python3 -c 'import numpy' 2>/dev/null || pip install -q numpy
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p rampart -p rampart-bench-bare
+bin="$root/target/release"
+
+export BENCH_KEY
+BENCH_KEY=$("$bin/rampart" key new --id bench --role predictor --keys-file "$results/keys.toml" 2>/dev/null | head -1)
+lua="$results/bodies.lua"
+python3 "$here/make_bodies.py" "$here/data/breast_cancer_test.csv" "$here/data/breast_cancer.baseline.json" "$lua" >&2
+
+pids=()
+cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 100); do
+    (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# wrk's latency lines read like "50%  105.00us": normalise to microseconds.
+to_us() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u);
+    if (u == "ms") n *= 1000; else if (u == "s") n *= 1000000; else if (u == "m") n *= 60000000;
+    printf "%.0f", n }'
+}
+
+json_points=()
+declare -A rps
+measure() { # name url
+  local name=$1 url=$2 c threads out r p50 p99
+  wrk -t 1 -c 4 -d "${warmup}s" -s "$lua" "$url" >/dev/null 2>&1 || true
+  for c in $concurrency; do
+    threads=$(( c < 2 ? 1 : 2 ))
+    out=$(wrk -t "$threads" -c "$c" -d "${duration}s" --latency -s "$lua" "$url")
+    r=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    printf '%-14s c=%-3s %10.0f req/s   p50 %7s us   p99 %7s us   non-2xx %s\n' "$name" "$c" "$r" "$p50" "$p99" "${non2xx:-0}"
+    rps[$name,$c]=$r
+    json_points+=("{\"server\":\"$name\",\"concurrency\":$c,\"rps\":$r,\"p50_us\":$p50,\"p99_us\":$p99,\"non_2xx\":${non2xx:-0}}")
+  done
+}
+
+start_rampart() { # config port
+  "$bin/rampart" serve --config "$1" >"$results/$(basename "$1" .toml).log" 2>&1 &
+  pids+=($!)
+  wait_port "$2"
+}
+
+echo "== 1. rampart, full defense" >&2
+start_rampart "$here/full-defense.toml" 8501
+measure full-defense http://127.0.0.1:8501/v1/models/bench/predict
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo "== 2. rampart, no layers" >&2
+start_rampart "$here/no-layers.toml" 8502
+measure no-layers http://127.0.0.1:8502/v1/models/bench/predict
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo "== 3. bare axum + tract" >&2
+"$bin/rampart-bench-bare" "$root/crates/rampart-model/tests/models/breast_cancer_folded.onnx" 127.0.0.1:8503 >/dev/null &
+pids+=($!)
+wait_port 8503
+measure bare http://127.0.0.1:8503/v1/models/bench/predict
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+if [ -x "$shared/bench/run_baseline.sh" ] || [ -f "$shared/bench/run_baseline.sh" ]; then
+  echo "== 4. python reference pipeline" >&2
+  pypid=$(bash "$shared/bench/run_baseline.sh" 8504 "$root/crates/rampart-model/tests/models/breast_cancer_folded.onnx" \
+    "$shared/models/breast_cancer_stats.json")
+  pids+=("$pypid")
+  wait_port 8504
+  sleep 2
+  measure python http://127.0.0.1:8504/predict
+  kill "$pypid" 2>/dev/null || true
+  pkill -f "uvicorn baseline_seed:app --host 127.0.0.1 --port 8504" 2>/dev/null || true
+else
+  echo "== 4. python reference pipeline: skipped ($shared/bench not found)" >&2
+fi
+
+echo
+echo "ratios (req/s):"
+for c in $concurrency; do
+  f=${rps[full-defense,$c]:-0}; b=${rps[bare,$c]:-0}; p=${rps[python,$c]:-0}
+  awk -v c="$c" -v f="$f" -v b="$b" -v p="$p" 'BEGIN {
+    printf "  c=%-3s full/python %s   full/bare %s\n", c,
+      (p > 0 ? sprintf("%.2fx", f / p) : "n/a"), (b > 0 ? sprintf("%.2fx", f / b) : "n/a") }'
+done
+out="$results/bench-$(date -u +%Y%m%dT%H%M%SZ).json"
+printf '{"duration_s":%s,"points":[%s]}\n' "$duration" "$(IFS=,; echo "${json_points[*]}")" >"$out"
+echo "results: $out"

@@ -1,0 +1,131 @@
+//! Run-time access state: the blocked identities (set by operators through the admin API, persisted under the
+//! data directory so a restart does not unblock anyone) and the keys-file reloader.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{KeyStore, KeysFile};
+
+/// Identities refused with 403 `blocked`. Read once per request from an [`ArcSwap`] snapshot (no lock on the
+/// request path); changes are rare, serialized, and written to disk before they take effect.
+pub(crate) struct Blocklist {
+    set: ArcSwap<BTreeSet<String>>,
+    path: PathBuf,
+    write: Mutex<()>,
+}
+
+impl Blocklist {
+    /// Opens `<dir>/blocked.json` (absent: nobody is blocked).
+    pub(crate) fn open(path: PathBuf) -> std::io::Result<Self> {
+        let set: BTreeSet<String> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            set: ArcSwap::from_pointee(set),
+            path,
+            write: Mutex::new(()),
+        })
+    }
+
+    pub(crate) fn is_blocked(&self, id: &str) -> bool {
+        self.set.load().contains(id)
+    }
+
+    pub(crate) fn list(&self) -> Vec<String> {
+        self.set.load().iter().cloned().collect()
+    }
+
+    /// Blocks (`true`) or unblocks an identity; returns whether anything changed.
+    pub(crate) fn set_blocked(&self, id: &str, blocked: bool) -> std::io::Result<bool> {
+        let _guard = self.write.lock();
+        let mut next = BTreeSet::clone(&self.set.load());
+        let changed = if blocked {
+            next.insert(id.to_owned())
+        } else {
+            next.remove(id)
+        };
+        if changed {
+            let bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
+            write_atomic(&self.path, &bytes)?;
+            self.set.store(Arc::new(next));
+        }
+        Ok(changed)
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Re-reads the keys file when its content changes (checked every `every`) or on SIGHUP, and swaps the new
+/// set in. A file that fails to load keeps the old set: a half-written edit must not lock everyone out. The
+/// task ends when the gateway holding `store` is dropped.
+pub(crate) fn spawn_keys_reloader(path: PathBuf, store: Weak<ArcSwap<KeyStore>>, every: Duration) {
+    let mut last = digest_of(&path);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            #[cfg(unix)]
+            let forced = match hup.as_mut() {
+                Some(h) => tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = h.recv() => true,
+                },
+                None => {
+                    tick.tick().await;
+                    false
+                }
+            };
+            #[cfg(not(unix))]
+            let forced = {
+                tick.tick().await;
+                false
+            };
+            let Some(store) = store.upgrade() else { return };
+            let now = digest_of(&path);
+            if !forced && now == last {
+                continue;
+            }
+            last = now;
+            match KeysFile::load(&path, false) {
+                Ok(file) => {
+                    store.store(Arc::new(KeyStore::from_file(&file)));
+                    tracing::info!(
+                        file = %path.display(),
+                        keys = file.keys.len(),
+                        "keys file reloaded"
+                    );
+                }
+                // The error names the file and the field, never a digest or a key.
+                Err(e) => tracing::error!("keys file not reloaded, keeping the previous keys: {e}"),
+            }
+        }
+    });
+}
+
+fn digest_of(path: &Path) -> Option<[u8; 32]> {
+    std::fs::read(path).ok().map(|b| Sha256::digest(b).into())
+}
