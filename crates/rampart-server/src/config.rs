@@ -336,6 +336,12 @@ pub struct ModelConfig {
     /// Baseline profile (`rampart profile`); needed by range validation and anomaly detection.
     #[serde(default)]
     pub baseline: Option<PathBuf>,
+    /// `training_data = { manifest = "train.manifest.json", dir = "train/", public_key_file = "k.pub" }`:
+    /// refuse to serve the model unless its training data still matches its manifest (`rampart data
+    /// manifest`) — and, with `public_key_file`, unless the manifest's signature verifies. `dir` defaults to
+    /// the manifest's directory. Default: not checked.
+    #[serde(default)]
+    pub training_data: Option<TrainingData>,
     /// Class labels in model order (classifiers). Default: the class indices.
     #[serde(default)]
     pub labels: Vec<String>,
@@ -354,6 +360,20 @@ pub struct ModelConfig {
     /// `output = { decimals = 2, top_k = 1, label_only = false }`.
     #[serde(default)]
     pub output: sanitize::Config,
+}
+
+/// The training data a model must be served with (see `ModelConfig::training_data`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingData {
+    /// The manifest written by `rampart data manifest`.
+    pub manifest: PathBuf,
+    /// The dataset directory; default: the manifest's directory.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// The `ed25519` public key the manifest must be signed with.
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
 }
 
 fn default_version() -> String {

@@ -294,6 +294,9 @@ pub(crate) fn load_model(
         name: m.name.clone(),
         message,
     };
+    if let Some(td) = &m.training_data {
+        check_training_data(cfg, td).map_err(fail)?;
+    }
     let path = cfg.resolve(&m.path);
     let backend = match &m.key_file {
         Some(key_file) => load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?,
@@ -339,6 +342,51 @@ fn load_encrypted_model(
     .map_err(|e| format!("{}: {e}", path.display()))?;
     let name = path.display().to_string();
     TractModel::load_bytes(&name, &plain).map_err(|e| e.to_string())
+}
+
+/// Verifies the model's training data against its manifest (and the manifest's signature when a key is
+/// named): a model whose data was tampered with since the manifest was made is not served.
+fn check_training_data(cfg: &RawConfig, td: &crate::config::TrainingData) -> Result<(), String> {
+    let manifest_path = cfg.resolve(&td.manifest);
+    let manifest =
+        rampart_data::manifest::Manifest::load(&manifest_path).map_err(|e| e.to_string())?;
+    let dir = match &td.dir {
+        Some(d) => cfg.resolve(d),
+        None => manifest_path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let key = match &td.public_key_file {
+        Some(k) => Some(
+            rampart_crypto::sign::VerifyingKey::load(&cfg.resolve(k)).map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let skip = rampart_data::manifest::relative_inside(&dir, &manifest_path);
+    let v = manifest
+        .verify(&dir, skip.as_deref(), key.as_ref(), &())
+        .map_err(|e| e.to_string())?;
+    if v.is_clean() {
+        return Ok(());
+    }
+    let first = v
+        .added
+        .first()
+        .or(v.removed.first())
+        .or(v.modified.first().map(|m| &m.path))
+        .map_or(String::new(), |p| format!(" (first: {p})"));
+    Err(format!(
+        "training data {} does not verify against {}: {} added, {} removed, {} modified{first}, \
+         root {}, signature {:?}",
+        dir.display(),
+        manifest_path.display(),
+        v.added.len(),
+        v.removed.len(),
+        v.modified.len(),
+        if v.root_matches { "ok" } else { "edited" },
+        v.signature
+    ))
 }
 
 fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {

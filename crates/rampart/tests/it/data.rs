@@ -483,3 +483,37 @@ async fn serves_an_encrypted_model() {
     assert!(err.contains("models[0].key_file"), "{err}");
     assert!(!err.contains(&inline), "{err}");
 }
+
+#[tokio::test]
+async fn serve_requires_the_training_data_to_verify() {
+    let root = tempfile::tempdir().unwrap();
+    let data = signed_manifest(root.path(), "train.manifest.json");
+    let entry = format!(
+        "{}training_data = {{ manifest = \"{m}\", dir = \"{d}\", public_key_file = \"{k}\" }}\n",
+        rampart_testkit::DEMO_MODEL_ENTRY,
+        m = root.path().join("train.manifest.json").display(),
+        d = data.display(),
+        k = root.path().join("sign.key.pub").display(),
+    );
+    let gw = TestGateway::start(&entry).await;
+    let resp = gw
+        .post("/v1/models/demo/predict", &json!({"features": CONFIDENT}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    drop(gw);
+
+    // One training file changed since the manifest was signed: the model is not served.
+    std::fs::write(data.join("labels.txt"), "a\nb\nc\n").unwrap();
+    let err = TestGateway::try_start(&entry).await.err().expect("refused");
+    assert!(
+        err.contains("does not verify") && err.contains("labels.txt"),
+        "{err}"
+    );
+
+    // A key other than the signer's is refused too, even with the data restored.
+    std::fs::write(data.join("labels.txt"), "a\nb\n").unwrap();
+    keygen(root.path(), "ed25519", "other.key");
+    let entry = entry.replace("sign.key.pub", "other.key.pub");
+    let err = TestGateway::try_start(&entry).await.err().expect("refused");
+    assert!(err.contains("signature"), "{err}");
+}
