@@ -15,7 +15,9 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+
+use crate::routes::SafePath;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -156,7 +158,7 @@ struct ResolveBody {
 
 async fn review_resolve(
     State(gw): State<Gateway>,
-    Path(review_id): Path<String>,
+    SafePath(review_id): SafePath<String>,
     Extension(Admin(who)): Extension<Admin>,
     body: Body,
 ) -> Response {
@@ -212,7 +214,7 @@ async fn blocked_list(State(gw): State<Gateway>) -> Response {
 /// `POST /admin/identities/{id}/block` and `…/unblock`.
 async fn set_blocked(
     State(gw): State<Gateway>,
-    Path((id, action)): Path<(String, String)>,
+    SafePath((id, action)): SafePath<(String, String)>,
     Extension(Admin(who)): Extension<Admin>,
 ) -> Response {
     let blocked = match action.as_str() {

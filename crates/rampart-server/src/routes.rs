@@ -20,6 +20,34 @@ use crate::auth::Peer;
 use crate::gateway::{kind_name, new_request_id, Gateway};
 use crate::respond;
 
+/// Path parameters whose extraction failure (invalid percent-encoding, say) is the one error body — audited,
+/// with a request id — rather than axum's plain-text rejection.
+pub(crate) struct SafePath<T>(pub(crate) T);
+
+impl<T> axum::extract::FromRequestParts<Gateway> for SafePath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        gw: &Gateway,
+    ) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, gw).await {
+            Ok(Path(v)) => Ok(SafePath(v)),
+            Err(_) => {
+                let id = new_request_id();
+                let r = Rejection::new(Reason::NotFound, GuardId::ROUTE);
+                Err(gw
+                    .shared
+                    .refuse(r, &id, "-", None, Instant::now(), &[])
+                    .await)
+            }
+        }
+    }
+}
+
 fn ok_json(value: serde_json::Value) -> Response {
     let id = new_request_id();
     respond::json(
@@ -173,7 +201,7 @@ async fn metadata(
 async fn model_metadata(
     State(gw): State<Gateway>,
     Extension(peer): Extension<Peer>,
-    Path(name): Path<String>,
+    SafePath(name): SafePath<String>,
     headers: HeaderMap,
 ) -> Response {
     metadata(&gw, &peer, &headers, &name, None).await
@@ -182,7 +210,7 @@ async fn model_metadata(
 async fn model_version_metadata(
     State(gw): State<Gateway>,
     Extension(peer): Extension<Peer>,
-    Path((name, version)): Path<(String, String)>,
+    SafePath((name, version)): SafePath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     metadata(&gw, &peer, &headers, &name, Some(&version)).await
@@ -191,7 +219,7 @@ async fn model_version_metadata(
 async fn model_ready(
     State(gw): State<Gateway>,
     Extension(peer): Extension<Peer>,
-    Path(name): Path<String>,
+    SafePath(name): SafePath<String>,
     headers: HeaderMap,
 ) -> Response {
     let id = new_request_id();
@@ -222,7 +250,7 @@ async fn model_ready(
 async fn infer_v2(
     State(gw): State<Gateway>,
     Extension(peer): Extension<Peer>,
-    Path(name): Path<String>,
+    SafePath(name): SafePath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -234,7 +262,7 @@ async fn infer_v2(
 async fn infer_v2_version(
     State(gw): State<Gateway>,
     Extension(peer): Extension<Peer>,
-    Path((name, version)): Path<(String, String)>,
+    SafePath((name, version)): SafePath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -246,7 +274,7 @@ async fn infer_v2_version(
 async fn predict_v1(
     State(gw): State<Gateway>,
     Extension(peer): Extension<Peer>,
-    Path(name): Path<String>,
+    SafePath(name): SafePath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {

@@ -155,3 +155,21 @@ async fn metrics_live_on_the_admin_listener_only() {
     assert!(text.contains("rampart_model_duration_seconds_count{model=\"demo\"} 1"));
     error_body(gw.get("/metrics").await, 404, "not_found").await;
 }
+
+#[tokio::test]
+async fn undecodable_path_parameters_get_the_one_error_body() {
+    let gw = TestGateway::demo().await;
+    let resp = gw
+        .post(
+            "/v1/models/%FF%FE/predict",
+            &serde_json::json!({"features": [1, 2, 3, 4]}),
+        )
+        .await;
+    error_body(resp, 404, "not_found").await;
+    let resp = gw.get("/v2/models/%C3%28").await;
+    error_body(resp, 404, "not_found").await;
+    assert!(gw
+        .audit_records()
+        .iter()
+        .any(|r| r["decision"]["reason"] == "not_found"));
+}
