@@ -665,11 +665,8 @@ impl Shared {
         let request_id = new_request_id();
         // A refusal before the body is read closes the connection rather than leave the body on it to be
         // parsed as the next request.
-        let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
-            || headers
-                .get(http::header::CONTENT_LENGTH)
-                .is_some_and(|v| v.as_bytes() != b"0");
-        let early = |resp: Response| close_if(resp, has_body);
+        let has_body = respond::has_body(&headers);
+        let early = |resp: Response| respond::close_if(resp, has_body);
 
         // Authentication, the blocklist, RBAC.
         let (identity, grants) = match self
@@ -731,7 +728,7 @@ impl Shared {
                 let resp = self
                     .refuse(r, &request_id, identity.id(), Some(&model), started, &[])
                     .await;
-                return with_quotas(close_if(resp, true), quotas);
+                return with_quotas(respond::close_if(resp, true), quotas);
             }
         };
 
@@ -979,14 +976,6 @@ impl Shared {
             detail,
         });
     }
-}
-
-fn close_if(mut resp: Response, close: bool) -> Response {
-    if close {
-        resp.headers_mut()
-            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
 }
 
 fn with_quotas(mut resp: Response, quotas: Option<Quotas>) -> Response {

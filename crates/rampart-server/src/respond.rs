@@ -66,3 +66,21 @@ pub fn rejection(rejection: &Rejection, request_id: &str) -> Response {
     }
     resp
 }
+
+/// Whether the request announces a body (chunked, or a non-zero Content-Length).
+pub(crate) fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
+/// Adds `Connection: close` when `close`: a refusal made before the body was read must not leave that body on
+/// the connection to be parsed as the next request.
+pub(crate) fn close_if(mut resp: Response, close: bool) -> Response {
+    if close {
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}

@@ -118,7 +118,7 @@ async fn not_found(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
         .shared
         .refuse(r, &id, "-", None, Instant::now(), &[])
         .await;
-    close_if_body(resp, &headers)
+    respond::close_if(resp, respond::has_body(&headers))
 }
 
 async fn method_not_allowed(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
@@ -128,21 +128,7 @@ async fn method_not_allowed(State(gw): State<Gateway>, headers: HeaderMap) -> Re
         .shared
         .refuse(r, &id, "-", None, Instant::now(), &[])
         .await;
-    close_if_body(resp, &headers)
-}
-
-fn close_if_body(mut resp: Response, headers: &HeaderMap) -> Response {
-    let has_body = headers.contains_key(http::header::TRANSFER_ENCODING)
-        || headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() != b"0");
-    if has_body {
-        resp.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
-    }
-    resp
+    respond::close_if(resp, respond::has_body(&headers))
 }
 
 /// Metadata endpoints require a credential: input shapes and labels help an attacker craft inputs.
