@@ -54,6 +54,13 @@ impl ChainHash {
     }
 }
 
+/// The default is [`ChainHash::GENESIS`]: what an empty log links to.
+impl Default for ChainHash {
+    fn default() -> ChainHash {
+        ChainHash::GENESIS
+    }
+}
+
 impl fmt::Display for ChainHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())

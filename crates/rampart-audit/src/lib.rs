@@ -2,21 +2,27 @@
 //!
 //! The tamper-evident audit log of every decision Rampart makes, pass or reject.
 //!
-//! **Owns**: the record format ([`format`](mod@format), written as a spec so outside tools can verify a log), the hash
-//! chain ([`chain`]), the durable writer with group commit and fail-closed errors ([`writer`]), and the
-//! verifier ([`verify`]).
+//! **Owns**: the record format ([`format`](mod@format), written as a spec so outside tools can verify a log:
+//! segments, decisions, signed checkpoints, events), the hash chain ([`chain`]), the durable writer with group
+//! commit, segment rotation, checkpoints and fail-closed errors ([`writer`]), and the verifier and reader
+//! ([`verify`]).
 //!
 //! **Must not**: decide anything about a request (the pipeline does, and hands over a finished
-//! [`AuditRecord`]); see secrets (identities arrive already named or pseudonymized, inputs as digests); drop a
-//! record to keep up (the queue is bounded and a full queue makes callers wait); acknowledge a record before it
-//! is written (and, by default, synced).
+//! [`AuditRecord`]); write a secret (identities become keyed pseudonyms when configured, inputs are digests,
+//! and a raw input is kept only sealed under an AES-256-GCM key); drop a record to keep up (the queue is
+//! bounded and a full queue makes callers wait); acknowledge a record before it is written (and, by default,
+//! synced).
 //!
 //! **Main types**:
-//! - [`AuditRecord`]: what the request path hands over; [`LogEntry`]: a record as stored.
+//! - [`AuditRecord`]: what the request path hands over; [`LogEntry`]: a line as stored.
 //! - [`AuditWriter`]: cloneable handle; [`AuditWriter::commit`] returns once the record is durable, or
-//!   [`AuditError::Unavailable`], which the server answers with 503 `audit_unavailable`.
+//!   [`AuditError::Unavailable`], which the server answers with 503 `audit_unavailable`;
+//!   [`AuditWriter::commit_event`] records alerts and incident actions the same way.
+//! - [`WriterConfig`]: durability, segment size and age, [`RecordPolicy`] (pseudonyms, sealing, stored
+//!   inputs), [`CheckpointPolicy`] (the ed25519 key and how often it signs).
 //! - [`ChainHash`]: the SHA-256 link between lines.
-//! - [`verify_dir`]: walks a log and names the first record that does not verify.
+//! - [`verify_dir_with`]: walks a log, in parallel per segment, and names the first line that does not
+//!   verify; [`read_log`]: every line in order, for queries and exports.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), rampart_audit::AuditError> {
@@ -34,6 +40,7 @@
 //!         decision: Decision { outcome: Outcome::Pass, reason: None, guard: None, status: 200 },
 //!         flags: vec![],
 //!         output: serde_json::json!({"label": "setosa"}),
+//!         input: None,
 //!         latency_us: 640,
 //!     })
 //!     .await?;
@@ -51,8 +58,15 @@ pub mod verify;
 pub mod writer;
 
 pub use chain::ChainHash;
-pub use format::{AuditRecord, Decision, Flag, FormatError, LogEntry, Outcome};
-pub use verify::{verify_dir, VerifyError, VerifyFailure, VerifyReport};
+pub use format::{
+    AuditRecord, Decision, DecisionEntry, EntryBody, EventKind, Flag, FormatError, Kind, LogEntry,
+    Opened, Outcome, PreviousSegment, RecordPolicy,
+};
+pub use verify::{
+    log_files, read_log, verify_dir, verify_dir_with, VerifyError, VerifyFailure, VerifyOptions,
+    VerifyReport,
+};
 pub use writer::{
-    AuditError, AuditStats, AuditWriter, ChainHead, Committed, Durability, Sink, WriterConfig,
+    AuditError, AuditStats, AuditWriter, ChainHead, CheckpointPolicy, Committed, Durability, Sink,
+    WriterConfig,
 };

@@ -8,6 +8,14 @@
 //! `write` and covers them with one `sync_data`, so fsyncs per second stay bounded while throughput follows
 //! load.
 //!
+//! Segments: the writer starts a new file when the current one reaches [`WriterConfig::segment_max_bytes`]
+//! or [`WriterConfig::segment_max_age`]; every file begins with a `segment` line naming the file before it.
+//!
+//! Checkpoints: with a signing key, the writer appends a signed `checkpoint` line after every
+//! [`CheckpointPolicy::every_records`] lines, after [`CheckpointPolicy::every`] when lines are waiting for one,
+//! and at shutdown. A checkpoint is written in the same group (the same write and fsync) as the records it
+//! covers, so it costs no extra sync.
+//!
 //! Failure is closed: if a write or sync fails, every record of that group is refused with
 //! [`AuditError::Unavailable`], the file is cut back to its last good length (no half line survives), and the
 //! next group first retries that cut and a sync; until it succeeds every commit is refused too.
@@ -18,12 +26,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rampart_crypto::sign::SigningKey;
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chain::ChainHash;
-use crate::format::{self, AuditRecord, EncodedRecord, FormatError, MAX_LINE_BYTES};
+use crate::format::{
+    self, AuditRecord, EncodedRecord, EventKind, FormatError, PreviousSegment, RecordPolicy,
+    MAX_LINE_BYTES,
+};
 
 #[cfg(test)]
 mod tests;
@@ -50,6 +64,34 @@ pub enum Durability {
     Buffered,
 }
 
+/// Default size at which a segment is closed and the next one started.
+pub const DEFAULT_SEGMENT_MAX_BYTES: u64 = 64 << 20;
+/// Default age at which a segment is closed.
+pub const DEFAULT_SEGMENT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// When signed checkpoints are written.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CheckpointPolicy {
+    /// The key that signs them.
+    pub key: Arc<SigningKey>,
+    /// A checkpoint after this many lines (at least 1).
+    pub every_records: u64,
+    /// A checkpoint when lines have waited this long for one.
+    pub every: Duration,
+}
+
+impl CheckpointPolicy {
+    /// Checkpoints signed by `key` every 1,000 lines or 10 seconds.
+    pub fn new(key: Arc<SigningKey>) -> CheckpointPolicy {
+        CheckpointPolicy {
+            key,
+            every_records: 1000,
+            every: Duration::from_secs(10),
+        }
+    }
+}
+
 /// How a writer is opened.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -59,20 +101,53 @@ pub struct WriterConfig {
     /// Records that may wait for the writer; when full, `commit` waits for room (records are never dropped).
     /// Also the most records one group writes. At least 1.
     pub queue_capacity: usize,
+    /// Pseudonyms and sealing applied to every record.
+    pub policy: RecordPolicy,
+    /// A segment is closed once it holds at least this many bytes.
+    pub segment_max_bytes: u64,
+    /// A segment is closed at the first write after it is this old (counted from when this writer opened
+    /// or created it).
+    pub segment_max_age: Duration,
+    /// Signed checkpoints, or none.
+    pub checkpoints: Option<CheckpointPolicy>,
 }
 
 impl WriterConfig {
-    /// The given durability and [`DEFAULT_QUEUE_CAPACITY`].
+    /// The given durability, [`DEFAULT_QUEUE_CAPACITY`], default segments, no pseudonyms, no sealing, no
+    /// checkpoints.
     pub fn new(durability: Durability) -> WriterConfig {
         WriterConfig {
             durability,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            policy: RecordPolicy::default(),
+            segment_max_bytes: DEFAULT_SEGMENT_MAX_BYTES,
+            segment_max_age: DEFAULT_SEGMENT_MAX_AGE,
+            checkpoints: None,
         }
     }
 
     /// Sets the queue capacity.
     pub fn queue_capacity(mut self, capacity: usize) -> WriterConfig {
         self.queue_capacity = capacity;
+        self
+    }
+
+    /// Sets the record policy.
+    pub fn policy(mut self, policy: RecordPolicy) -> WriterConfig {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets when segments rotate.
+    pub fn segments(mut self, max_bytes: u64, max_age: Duration) -> WriterConfig {
+        self.segment_max_bytes = max_bytes;
+        self.segment_max_age = max_age;
+        self
+    }
+
+    /// Turns on signed checkpoints.
+    pub fn checkpoints(mut self, checkpoints: CheckpointPolicy) -> WriterConfig {
+        self.checkpoints = Some(checkpoints);
         self
     }
 }
@@ -187,6 +262,56 @@ pub trait Sink: Send + 'static {
     /// # Errors
     /// Any I/O error.
     fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// Syncs the current segment and starts a new, empty one whose first line will have `first_seq`;
+    /// returns the name of the segment just closed. `Ok(None)`: this sink has one segment only (the
+    /// default), keep writing to it.
+    ///
+    /// # Errors
+    /// Any I/O error; the current segment stays in use.
+    fn rotate(&mut self, first_seq: u64) -> io::Result<Option<String>> {
+        let _ = first_seq;
+        Ok(None)
+    }
+}
+
+/// The sink of a log directory: one file per segment.
+struct DirSink {
+    dir: PathBuf,
+    file: File,
+    name: String,
+}
+
+impl Sink for DirSink {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        Write::write_all(&mut self.file, buf)
+    }
+
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        Sink::truncate(&mut self.file, len)
+    }
+
+    fn rotate(&mut self, first_seq: u64) -> io::Result<Option<String>> {
+        self.file.sync_data()?;
+        let name = format::file_name(first_seq);
+        let path = self.dir.join(&name);
+        let file = match create_file(&path) {
+            Ok(f) => f,
+            // A file left empty by a crash between its creation and its first write is taken over.
+            Err(e)
+                if e.kind() == io::ErrorKind::AlreadyExists && fs::metadata(&path)?.len() == 0 =>
+            {
+                OpenOptions::new().read(true).append(true).open(&path)?
+            }
+            Err(e) => return Err(e),
+        };
+        sync_dir(&self.dir)?;
+        self.file = file;
+        Ok(Some(std::mem::replace(&mut self.name, name)))
+    }
 }
 
 impl Sink for File {
@@ -216,6 +341,7 @@ pub struct AuditWriter {
 // to drain it.
 struct Inner {
     tx: mpsc::Sender<Msg>,
+    policy: RecordPolicy,
     stats: Arc<Stats>,
     _thread: Joiner,
 }
@@ -234,6 +360,8 @@ impl Drop for Joiner {
 
 enum Msg {
     Commit(Pending),
+    /// Time passed: write a checkpoint if one is due.
+    Tick,
     Shutdown(oneshot::Sender<Result<(), AuditError>>),
 }
 
@@ -282,8 +410,8 @@ impl AuditWriter {
     pub fn open_with(dir: &Path, config: WriterConfig) -> Result<AuditWriter, AuditError> {
         check_config(&config)?;
         create_dir(dir)?;
-        let (file, len, head) = open_newest(dir)?;
-        AuditWriter::from_sink(file, head, len, config)
+        let (sink, len, head, previous) = open_newest(dir)?;
+        AuditWriter::start(sink, head, len, previous, config)
     }
 
     /// Starts a writer on any sink, continuing the chain from `head`, with `len` bytes already in the sink.
@@ -298,14 +426,35 @@ impl AuditWriter {
         len: u64,
         config: WriterConfig,
     ) -> Result<AuditWriter, AuditError> {
+        AuditWriter::start(sink, head, len, None, config)
+    }
+
+    fn start<S: Sink>(
+        sink: S,
+        head: ChainHead,
+        len: u64,
+        previous: Option<String>,
+        config: WriterConfig,
+    ) -> Result<AuditWriter, AuditError> {
         check_config(&config)?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let stats = Arc::new(Stats::default());
+        if let Some(cp) = &config.checkpoints {
+            start_ticker(tx.downgrade(), cp.every.min(Duration::from_secs(1)))?;
+        }
         let state = State {
             sink,
             durability: config.durability,
             head,
             good_len: len,
+            previous,
+            segment_max_bytes: config.segment_max_bytes,
+            segment_max_age: config.segment_max_age,
+            segment_started: Instant::now(),
+            checkpoints: config.checkpoints.clone(),
+            since_checkpoint: 0,
+            last_checkpoint: Instant::now(),
+            force_checkpoint: false,
             poisoned: false,
             buf: Vec::new(),
             done: Vec::new(),
@@ -323,6 +472,7 @@ impl AuditWriter {
         Ok(AuditWriter {
             inner: Arc::new(Inner {
                 tx,
+                policy: config.policy,
                 stats,
                 _thread: Joiner(Some(thread)),
             }),
@@ -339,7 +489,33 @@ impl AuditWriter {
     /// [`AuditError::Unavailable`] when the log cannot be written (fail closed), [`AuditError::Closed`] after
     /// shutdown, [`AuditError::InvalidRecord`] for a record the format cannot hold.
     pub async fn commit(&self, record: AuditRecord) -> Result<Committed, AuditError> {
-        let record = format::encode(&record, OffsetDateTime::now_utc())?;
+        let record = format::encode(&record, OffsetDateTime::now_utc(), &self.inner.policy)?;
+        self.send(record).await
+    }
+
+    /// Appends an event (an alert raised, an action taken) and waits until it is durable, as
+    /// [`AuditWriter::commit`]. `fields` must be a JSON object; its `identity`, if any, is pseudonymized per
+    /// the policy.
+    ///
+    /// # Errors
+    /// As [`AuditWriter::commit`].
+    pub async fn commit_event(
+        &self,
+        kind: EventKind,
+        fields: &serde_json::Value,
+    ) -> Result<Committed, AuditError> {
+        let record =
+            format::encode_event(kind, fields, OffsetDateTime::now_utc(), &self.inner.policy)?;
+        self.send(record).await
+    }
+
+    /// The policy applied to records: callers that show identities elsewhere (alerts, logs) use it to show
+    /// the same pseudonyms.
+    pub fn policy(&self) -> &RecordPolicy {
+        &self.inner.policy
+    }
+
+    async fn send(&self, record: EncodedRecord) -> Result<Committed, AuditError> {
         let (reply, answer) = oneshot::channel();
         self.inner
             .tx
@@ -380,7 +556,46 @@ fn check_config(config: &WriterConfig) -> Result<(), AuditError> {
     if config.queue_capacity == 0 {
         return Err(AuditError::Config("queue_capacity must be at least 1"));
     }
+    if config.policy.store_input && config.policy.seal.is_none() {
+        return Err(AuditError::Config(
+            "storing raw inputs requires an encryption key: inputs are never written in clear",
+        ));
+    }
+    if config.segment_max_bytes == 0 || config.segment_max_age.is_zero() {
+        return Err(AuditError::Config(
+            "segment_max_bytes and segment_max_age must be positive",
+        ));
+    }
+    if let Some(cp) = &config.checkpoints {
+        if cp.every_records == 0 || cp.every.is_zero() {
+            return Err(AuditError::Config(
+                "checkpoint every_records and every must be positive",
+            ));
+        }
+    }
     Ok(())
+}
+
+/// Wakes the writer so a checkpoint is written even when no record arrives. Holds only a weak sender: when
+/// the last handle drops, the queue closes as if the ticker did not exist, and the ticker ends at its next
+/// tick.
+fn start_ticker(tx: mpsc::WeakSender<Msg>, period: Duration) -> Result<(), AuditError> {
+    std::thread::Builder::new()
+        .name("rampart-audit-tick".into())
+        .spawn(move || loop {
+            std::thread::sleep(period);
+            let Some(tx) = tx.upgrade() else { return };
+            // A full queue means records are flowing, and their groups write the due checkpoint.
+            if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Msg::Tick) {
+                return;
+            }
+        })
+        .map(drop)
+        .map_err(|source| AuditError::Io {
+            what: "starting checkpoint timer for",
+            path: PathBuf::new(),
+            source,
+        })
 }
 
 /// Everything the writer thread owns.
@@ -388,8 +603,20 @@ struct State<S> {
     sink: S,
     durability: Durability,
     head: ChainHead,
-    /// Length of the sink up to the end of the last acknowledged group: where a failed group is cut back to.
+    /// Length of the current segment up to the end of the last acknowledged group: where a failed group is
+    /// cut back to. Zero means the segment is empty and the next group starts with its header.
     good_len: u64,
+    /// The segment before the current one, named in the current one's header.
+    previous: Option<String>,
+    segment_max_bytes: u64,
+    segment_max_age: Duration,
+    segment_started: Instant,
+    checkpoints: Option<CheckpointPolicy>,
+    /// Lines written since the last checkpoint.
+    since_checkpoint: u64,
+    last_checkpoint: Instant,
+    /// Write a checkpoint with the next group whatever the counters say (shutdown).
+    force_checkpoint: bool,
     /// A write or sync failed and the sink has not been cut back and synced since.
     poisoned: bool,
     buf: Vec<u8>,
@@ -408,6 +635,7 @@ impl<S: Sink> State<S> {
                     bytes += p.record.max_line_len();
                     group.push(p);
                 }
+                Msg::Tick => {}
                 Msg::Shutdown(reply) => shutdown = Some(reply),
             }
             // Take what is already queued, without waiting: that is the group one write and one sync cover.
@@ -417,11 +645,12 @@ impl<S: Sink> State<S> {
                         bytes += p.record.max_line_len();
                         group.push(p);
                     }
+                    Ok(Msg::Tick) => {}
                     Ok(Msg::Shutdown(reply)) => shutdown = Some(reply),
                     Err(_) => break,
                 }
             }
-            if !group.is_empty() {
+            if !group.is_empty() || self.checkpoint_due(0) {
                 self.write_group(&mut group);
             }
             if let Some(reply) = shutdown {
@@ -434,6 +663,82 @@ impl<S: Sink> State<S> {
         let _ = self.finish();
     }
 
+    /// Whether a checkpoint is due once `pending` more lines are written.
+    fn checkpoint_due(&self, pending: u64) -> bool {
+        let Some(cp) = &self.checkpoints else {
+            return false;
+        };
+        let waiting = self.since_checkpoint + pending;
+        waiting > 0
+            && (self.force_checkpoint
+                || waiting >= cp.every_records
+                || self.last_checkpoint.elapsed() >= cp.every)
+    }
+
+    /// Starts a new segment when the current one is full or old. A failure here refuses the group like a
+    /// failed write (the current segment stays in use and is retried next time).
+    fn maybe_rotate(&mut self) -> io::Result<()> {
+        if self.good_len == 0 {
+            return Ok(());
+        }
+        if self.good_len < self.segment_max_bytes
+            && self.segment_started.elapsed() < self.segment_max_age
+        {
+            return Ok(());
+        }
+        if let Some(closed) = self.sink.rotate(self.head.next_seq)? {
+            tracing::info!(closed = %closed, next_seq = self.head.next_seq, "audit segment rotated");
+            self.previous = Some(closed);
+            self.good_len = 0;
+            self.segment_started = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Frames one line at the head into the group's buffer.
+    fn frame(&mut self, record: &EncodedRecord, head: &mut ChainHead) -> Committed {
+        let start = self.buf.len();
+        record.frame_into(head.next_seq, &head.prev, &mut self.buf);
+        let hash = ChainHash::of_line(&self.buf[start..]);
+        self.buf.push(b'\n');
+        let committed = Committed {
+            seq: head.next_seq,
+            hash,
+        };
+        *head = ChainHead {
+            next_seq: head.next_seq + 1,
+            prev: hash,
+        };
+        committed
+    }
+
+    /// The writer's own lines: a segment header (for an empty segment) and a checkpoint, each time-stamped
+    /// now.
+    fn own_line(&mut self, head: &mut ChainHead, header: bool) -> Result<(), FormatError> {
+        let now = OffsetDateTime::now_utc();
+        let record = if header {
+            let previous = match (&self.previous, head.next_seq) {
+                (_, 0) => None,
+                (Some(file), seq) => Some(PreviousSegment {
+                    file: file.clone(),
+                    last_seq: seq - 1,
+                    last_hash: head.prev,
+                }),
+                (None, _) => None,
+            };
+            format::encode_segment(previous.as_ref(), now)?
+        } else {
+            let Some(cp) = &self.checkpoints else {
+                return Ok(());
+            };
+            let time = format::format_time(now)?;
+            let body = format::checkpoint_body(&cp.key, head.next_seq, &head.prev, &time);
+            EncodedRecord::from_parts(time, body)
+        };
+        self.frame(&record, head);
+        Ok(())
+    }
+
     fn write_group(&mut self, group: &mut Vec<Pending>) {
         if self.poisoned {
             if let Err(e) = self.recover() {
@@ -441,24 +746,31 @@ impl<S: Sink> State<S> {
                 return;
             }
         }
+        if let Err(e) = self.maybe_rotate() {
+            self.fail(group, e);
+            return;
+        }
         self.buf.clear();
         self.done.clear();
         let mut head = self.head;
+        let header = self.good_len == 0;
+        if header {
+            if let Err(e) = self.own_line(&mut head, true) {
+                self.fail(group, io::Error::other(e));
+                return;
+            }
+        }
         for pending in group.iter() {
-            let start = self.buf.len();
-            pending
-                .record
-                .frame_into(head.next_seq, &head.prev, &mut self.buf);
-            let hash = ChainHash::of_line(&self.buf[start..]);
-            self.buf.push(b'\n');
-            self.done.push(Committed {
-                seq: head.next_seq,
-                hash,
-            });
-            head = ChainHead {
-                next_seq: head.next_seq + 1,
-                prev: hash,
-            };
+            let committed = self.frame(&pending.record, &mut head);
+            self.done.push(committed);
+        }
+        let lines = head.next_seq - self.head.next_seq;
+        let checkpoint = self.checkpoint_due(lines);
+        if checkpoint {
+            if let Err(e) = self.own_line(&mut head, false) {
+                self.fail(group, io::Error::other(e));
+                return;
+            }
         }
         if let Err(e) = self.sink.write_all(&self.buf) {
             // Cut the partial group off now; if that fails too, the next group retries it before writing.
@@ -482,6 +794,12 @@ impl<S: Sink> State<S> {
         }
         self.head = head;
         self.good_len += self.buf.len() as u64;
+        if checkpoint {
+            self.since_checkpoint = 0;
+            self.last_checkpoint = Instant::now();
+        } else {
+            self.since_checkpoint += lines;
+        }
         self.stats
             .records_written
             .fetch_add(group.len() as u64, Ordering::Relaxed);
@@ -520,6 +838,16 @@ impl<S: Sink> State<S> {
             self.recover()
                 .map_err(|e| AuditError::Unavailable(Arc::new(e)))?;
         }
+        if self.checkpoints.is_some() && self.since_checkpoint > 0 {
+            // Sign what is there, so a clean shutdown leaves no unsigned tail.
+            self.force_checkpoint = true;
+            self.write_group(&mut Vec::new());
+            if self.poisoned {
+                return Err(AuditError::Unavailable(Arc::new(io::Error::other(
+                    "final checkpoint could not be written",
+                ))));
+            }
+        }
         self.sink
             .sync_data()
             .map_err(|e| AuditError::Unavailable(Arc::new(e)))
@@ -555,15 +883,27 @@ pub(crate) fn list_log_files(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
-/// Opens the file to append to, repairing a torn tail, and finds where the chain stands.
-fn open_newest(dir: &Path) -> Result<(File, u64, ChainHead), AuditError> {
+/// Opens the segment to append to, repairing a torn tail, and finds where the chain stands; also returns the
+/// name of the segment before it (for an empty newest segment's header).
+fn open_newest(dir: &Path) -> Result<(DirSink, u64, ChainHead, Option<String>), AuditError> {
     let files = list_log_files(dir).map_err(io_err("listing", dir))?;
     let Some((first_seq, path)) = files.last().cloned() else {
-        let path = dir.join(format::file_name(0));
+        let name = format::file_name(0);
+        let path = dir.join(&name);
         let file = create_file(&path).map_err(io_err("creating", &path))?;
         sync_dir(dir).map_err(io_err("syncing", dir))?;
-        return Ok((file, 0, ChainHead::GENESIS));
+        let sink = DirSink {
+            dir: dir.into(),
+            file,
+            name,
+        };
+        return Ok((sink, 0, ChainHead::GENESIS, None));
     };
+    let previous = files
+        .iter()
+        .rev()
+        .nth(1)
+        .map(|(seq, _)| format::file_name(*seq));
     let mut file = OpenOptions::new()
         .read(true)
         .append(true)
@@ -595,16 +935,21 @@ fn open_newest(dir: &Path) -> Result<(File, u64, ChainHead), AuditError> {
             head_after(&line, prev_path, 0)?
         }
     };
-    if head.next_seq < first_seq {
+    if head.next_seq < first_seq || (len == 0 && head.next_seq != first_seq) {
         return Err(AuditError::Corrupt {
             path,
             what: format!(
-                "next seq {} is before the file's first seq {first_seq}",
+                "next seq {} does not fit the file's first seq {first_seq}",
                 head.next_seq
             ),
         });
     }
-    Ok((file, len, head))
+    let sink = DirSink {
+        dir: dir.into(),
+        file,
+        name: format::file_name(first_seq),
+    };
+    Ok((sink, len, head, previous))
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AuditError + 'a {

@@ -50,6 +50,7 @@ fn record(i: u64) -> AuditRecord {
         } else {
             json!({"label": "setosa", "p": [0.9, 0.05, 0.05]})
         },
+        input: None,
         latency_us: 100 + i,
     }
 }
@@ -90,20 +91,20 @@ async fn thousand_concurrent_commits_land_once_each_in_one_chain_with_group_comm
     seqs.sort_unstable();
     assert_eq!(
         seqs,
-        (0..1000).collect::<Vec<_>>(),
-        "seqs unique and contiguous"
+        (1..=1000).collect::<Vec<_>>(),
+        "seqs unique and contiguous, after the segment header at 0"
     );
 
     writer.shutdown().await.unwrap();
     let report = verify_dir(dir.path()).unwrap();
-    assert_eq!(report.records, 1000);
-    let head = committed.iter().find(|c| c.seq == 999).unwrap().hash;
+    assert_eq!((report.records, report.decisions), (1001, 1000));
+    let head = committed.iter().find(|c| c.seq == 1000).unwrap().hash;
     assert_eq!(report.head_hash, head);
 
     // Every request's record is there exactly once.
     let ids: HashSet<String> = lines(dir.path())
         .iter()
-        .map(|l| decode_line(l).unwrap().request_id)
+        .filter_map(|l| Some(decode_line(l).unwrap().decision()?.request_id.clone()))
         .collect();
     assert_eq!(ids.len(), 1000);
 
@@ -124,11 +125,11 @@ async fn restart_continues_the_chain() {
     for round in 0..3u64 {
         let writer = AuditWriter::open(dir.path(), Durability::Fsync).unwrap();
         let committed = commit_concurrently(&writer, round * 100..round * 100 + 100).await;
-        assert_eq!(committed.iter().map(|c| c.seq).min(), Some(round * 100));
+        assert_eq!(committed.iter().map(|c| c.seq).min(), Some(round * 100 + 1));
         writer.shutdown().await.unwrap();
     }
     let report = verify_dir(dir.path()).unwrap();
-    assert_eq!((report.records, report.files), (300, 1));
+    assert_eq!((report.decisions, report.files), (300, 1));
 }
 
 #[tokio::test]
@@ -145,11 +146,11 @@ async fn torn_final_line_is_reported_by_verify_and_repaired_by_the_writer() {
     let path = dir.path().join(file_name(0));
     let full = fs::read(&path).unwrap();
     let mut torn = full.clone();
-    let sixth = lines(dir.path())[4].clone();
+    let sixth = lines(dir.path())[5].clone();
     torn.extend_from_slice(&sixth[..sixth.len() / 2]);
     fs::write(&path, &torn).unwrap();
     let err = verify_dir(dir.path()).unwrap_err();
-    assert_eq!(err.seq, 5);
+    assert_eq!(err.seq, 6);
     assert!(matches!(err.what, VerifyFailure::TornTail { .. }), "{err}");
 
     let writer = AuditWriter::open(dir.path(), Durability::Fsync).unwrap();
@@ -159,7 +160,7 @@ async fn torn_final_line_is_reported_by_verify_and_repaired_by_the_writer() {
         "only the torn bytes were cut"
     );
     let next = writer.commit(record(5)).await.unwrap();
-    assert_eq!(next.seq, 5);
+    assert_eq!(next.seq, 6);
     writer.shutdown().await.unwrap();
     assert_eq!(verify_dir(dir.path()).unwrap().head_hash, next.hash);
 }
@@ -175,7 +176,7 @@ async fn buffered_durability_still_chains_and_syncs_at_shutdown() {
         "buffered mode does not sync per group"
     );
     writer.shutdown().await.unwrap();
-    let head = committed.iter().find(|c| c.seq == 199).unwrap().hash;
+    let head = committed.iter().find(|c| c.seq == 200).unwrap().hash;
     assert_eq!(verify_dir(dir.path()).unwrap().head_hash, head);
 }
 

@@ -158,6 +158,10 @@ impl AeadKey {
     pub fn id(&self) -> KeyId {
         self.id
     }
+
+    pub(crate) fn cipher(&self) -> &Aes256Gcm {
+        &self.cipher
+    }
 }
 
 fn nonce(

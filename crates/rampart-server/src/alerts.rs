@@ -1,14 +1,22 @@
-//! Alerts: JSON lines in `<data-dir>/alerts/alerts.jsonl` and a `WARN` line in the log. The queue to the file
-//! writer is bounded; an alert that does not fit is counted (`rampart_alerts_dropped_total`) and still logged,
-//! never allowed to block a request.
+//! The alert bus: one place every alert goes through, on its way to every sink.
+//!
+//! `raise` never blocks a request: it deduplicates (a repeat of the same kind, identity and model within
+//! `[alerts] dedupe_secs` is counted in `rampart_alerts_suppressed_total`, not raised again), replaces the
+//! identity by its keyed pseudonym when the audit pseudonymizes, logs a `WARN` line, and queues the alert.
+//! One task drains the bounded queue into the sinks: the JSON-lines file (`<data-dir>/alerts/alerts.jsonl`),
+//! the audit log (each alert is also an `alert` record, so the tamper-evident log holds it) and, when
+//! configured, the webhook. An alert that does not fit the queue is counted (`rampart_alerts_dropped_total`)
+//! and still logged.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
+use rampart_audit::{AuditWriter, EventKind};
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
@@ -42,58 +50,86 @@ pub struct Alert {
     pub detail: String,
 }
 
+/// The counters the bus keeps.
+#[derive(Clone, Default)]
+pub struct AlertCounters {
+    /// Alerts raised (after deduplication).
+    pub raised: Counter<u64, AtomicU64>,
+    /// Alerts that did not fit the queue.
+    pub dropped: Counter<u64, AtomicU64>,
+    /// Repeats suppressed within the deduplication window.
+    pub suppressed: Counter<u64, AtomicU64>,
+}
+
+/// Where alerts go besides the log.
+pub struct AlertSinks {
+    /// The JSON-lines file.
+    pub file: PathBuf,
+    /// The audit log, when it is on: each alert becomes an `alert` record.
+    pub audit: Option<AuditWriter>,
+}
+
 /// The sink alerts are raised into.
 #[derive(Clone)]
 pub struct AlertSink {
     tx: mpsc::Sender<Alert>,
-    raised: Counter<u64, AtomicU64>,
-    dropped: Counter<u64, AtomicU64>,
+    counters: AlertCounters,
     storms: Arc<StormDetector>,
+    dedupe: Arc<Dedupe>,
+    audit: Option<AuditWriter>,
 }
 
 impl AlertSink {
-    /// Opens (creates) the alerts file and starts its writer task.
+    /// Opens (creates) the alerts file and starts the task that feeds the sinks.
     ///
     /// # Errors
     /// When the directory or file cannot be created.
     pub async fn open(
-        path: &Path,
+        sinks: AlertSinks,
         storm_threshold: u32,
-        raised: Counter<u64, AtomicU64>,
-        dropped: Counter<u64, AtomicU64>,
+        dedupe_window: Duration,
+        counters: AlertCounters,
     ) -> std::io::Result<Self> {
+        let path = sinks.file;
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
         let file = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
+            .open(&path)
             .await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_alerts(file, rx, path.to_path_buf()));
+        tokio::spawn(deliver(file, rx, path, sinks.audit.clone()));
         Ok(Self {
             tx,
-            raised,
-            dropped,
+            counters,
             storms: Arc::new(StormDetector::new(storm_threshold)),
+            dedupe: Arc::new(Dedupe::new(dedupe_window)),
+            audit: sinks.audit,
         })
     }
 
-    /// Raises an alert: logged at once, written to the file when the queue has room.
+    /// Raises an alert: deduplicated, pseudonymized, logged at once, delivered to the sinks when the queue
+    /// has room.
     pub fn raise(&self, alert: Alert) {
-        self.raised.inc();
+        if self.dedupe.is_repeat(&alert, Instant::now()) {
+            self.counters.suppressed.inc();
+            return;
+        }
+        self.counters.raised.inc();
+        let shown = shown_identity(self.audit.as_ref(), alert.identity.as_deref());
         tracing::warn!(
             kind = alert.kind,
             severity = ?alert.severity,
             model = alert.model.as_deref().unwrap_or("-"),
-            identity = alert.identity.as_deref().unwrap_or("-"),
+            identity = shown.as_deref().unwrap_or("-"),
             request_id = alert.request_id.as_deref().unwrap_or("-"),
             "alert: {}",
             alert.detail
         );
         if self.tx.try_send(alert).is_err() {
-            self.dropped.inc();
+            self.counters.dropped.inc();
         }
     }
 
@@ -104,17 +140,80 @@ impl AlertSink {
     }
 }
 
-async fn write_alerts(mut file: tokio::fs::File, mut rx: mpsc::Receiver<Alert>, path: PathBuf) {
+/// Drains the queue into the file, then the audit log. A sink that fails is logged; the others still get
+/// the alert.
+async fn deliver(
+    mut file: tokio::fs::File,
+    mut rx: mpsc::Receiver<Alert>,
+    path: PathBuf,
+    audit: Option<AuditWriter>,
+) {
     while let Some(alert) = rx.recv().await {
-        let mut line = match serde_json::to_vec(&alert) {
-            Ok(l) => l,
-            Err(_) => continue,
+        let Ok(value) = serde_json::to_value(&alert) else {
+            continue;
         };
+        let mut shown = value.clone();
+        if let Some(id) = shown_identity(audit.as_ref(), alert.identity.as_deref()) {
+            shown["identity"] = serde_json::Value::String(id);
+        }
+        let mut line = shown.to_string().into_bytes();
         line.push(b'\n');
         if let Err(e) = file.write_all(&line).await {
             tracing::error!(file = %path.display(), "cannot write alert: {e}");
         }
         let _ = file.flush().await;
+        if let Some(audit) = &audit {
+            // The writer pseudonymizes the identity itself, as it does for decisions.
+            if let Err(e) = audit.commit_event(EventKind::Alert, &value).await {
+                tracing::error!("cannot record alert {} in the audit log: {e}", alert.kind);
+            }
+        }
+    }
+}
+
+/// The identity as it may be shown outside the process: its pseudonym when the audit pseudonymizes.
+fn shown_identity(audit: Option<&AuditWriter>, identity: Option<&str>) -> Option<String> {
+    let identity = identity?;
+    Some(match audit {
+        Some(a) => a.policy().identity(identity).into_owned(),
+        None => identity.to_owned(),
+    })
+}
+
+/// What makes two alerts the same alert: kind, identity, model.
+type AlertKey = (&'static str, Option<String>, Option<String>);
+
+/// Suppresses repeats of an alert (same kind, identity, model) within a window. Bounded like
+/// [`StormDetector`]: past `MAX_TRACKED` keys the map is cleared (at worst a repeat is raised once more).
+struct Dedupe {
+    window: Duration,
+    last: Mutex<HashMap<AlertKey, Instant>>,
+}
+
+impl Dedupe {
+    fn new(window: Duration) -> Self {
+        Self {
+            window,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn is_repeat(&self, alert: &Alert, now: Instant) -> bool {
+        if self.window.is_zero() {
+            return false;
+        }
+        let key = (alert.kind, alert.identity.clone(), alert.model.clone());
+        let mut last = self.last.lock();
+        if let Some(at) = last.get(&key) {
+            if now.duration_since(*at) < self.window {
+                return true;
+            }
+        }
+        if last.len() >= MAX_TRACKED {
+            last.clear();
+        }
+        last.insert(key, now);
+        false
     }
 }
 

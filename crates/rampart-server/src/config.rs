@@ -252,6 +252,48 @@ pub struct AuditConfig {
     /// anyway, alert): failing closed is the safe default for a security log.
     #[serde(default)]
     pub on_failure: OnFailure,
+    /// ed25519 private key (`rampart keygen --kind ed25519`) that signs checkpoints. Without it the log is
+    /// chained but unsigned (a warning is logged).
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// A signed checkpoint after this many lines. Default 1000.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// A signed checkpoint when lines have waited this long for one, in seconds. Default 10.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_secs: u64,
+    /// A new segment file once the current one holds this many bytes. Default 64 MiB.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_max_bytes: u64,
+    /// A new segment file once the current one is this old, in seconds. Default 86400 (a day).
+    #[serde(default = "default_segment_age")]
+    pub segment_max_age_secs: u64,
+    /// Write keyed pseudonyms (HMAC-SHA-256) instead of identities, in the audit log and in alerts.
+    #[serde(default)]
+    pub pseudonymize: bool,
+    /// The HMAC key for pseudonyms (`rampart keygen --kind hmac`); required with `pseudonymize`.
+    #[serde(default)]
+    pub pseudonym_key_file: Option<PathBuf>,
+    /// AES-256 key (`rampart keygen --kind aes256`): seal each record's output (and stored input).
+    #[serde(default)]
+    pub encryption_key_file: Option<PathBuf>,
+    /// Keep each request's decoded input, sealed, so `rampart audit replay` can re-run it. Requires
+    /// `encryption_key_file`: inputs are never stored in clear.
+    #[serde(default)]
+    pub store_input: bool,
+}
+
+fn default_checkpoint_every() -> u64 {
+    1000
+}
+fn default_checkpoint_interval() -> u64 {
+    10
+}
+fn default_segment_bytes() -> u64 {
+    64 << 20
+}
+fn default_segment_age() -> u64 {
+    86_400
 }
 
 fn default_true() -> bool {
@@ -265,6 +307,15 @@ impl Default for AuditConfig {
             dir: None,
             durability: Durability::Fsync,
             on_failure: OnFailure::Reject,
+            signing_key_file: None,
+            checkpoint_every: default_checkpoint_every(),
+            checkpoint_interval_secs: default_checkpoint_interval(),
+            segment_max_bytes: default_segment_bytes(),
+            segment_max_age_secs: default_segment_age(),
+            pseudonymize: false,
+            pseudonym_key_file: None,
+            encryption_key_file: None,
+            store_input: false,
         }
     }
 }
@@ -301,6 +352,14 @@ pub struct AlertsConfig {
     /// Rate-limit refusals of one identity within a minute that make a `rate_limit_storm` alert. Default 20.
     #[serde(default = "default_storm")]
     pub rate_limit_storm: u32,
+    /// Seconds during which a repeat of an alert (same kind, identity and model) is suppressed and counted
+    /// instead of raised again. Default 60; 0 raises every repeat.
+    #[serde(default = "default_dedupe")]
+    pub dedupe_secs: u64,
+}
+
+fn default_dedupe() -> u64 {
+    60
 }
 
 fn default_storm() -> u32 {
@@ -312,6 +371,7 @@ impl Default for AlertsConfig {
         Self {
             file: None,
             rate_limit_storm: default_storm(),
+            dedupe_secs: default_dedupe(),
         }
     }
 }
@@ -464,6 +524,7 @@ impl RawConfig {
         }
         self.validate_transport(&mut err);
         self.validate_auth(&mut err);
+        self.validate_audit(&mut err);
         if self.alerts.rate_limit_storm == 0 {
             err("alerts.rate_limit_storm".into(), "must be > 0");
         }
@@ -561,6 +622,39 @@ impl RawConfig {
         }
         if self.server.max_connections == 0 {
             err("server.max_connections".into(), "must be > 0");
+        }
+    }
+
+    fn validate_audit(&self, err: &mut impl FnMut(String, &str)) {
+        let a = &self.audit;
+        if a.checkpoint_every == 0 {
+            err("audit.checkpoint_every".into(), "must be > 0");
+        }
+        if a.checkpoint_interval_secs == 0 {
+            err("audit.checkpoint_interval_secs".into(), "must be > 0");
+        }
+        if a.segment_max_bytes < 4096 {
+            err("audit.segment_max_bytes".into(), "must be at least 4096");
+        }
+        if a.segment_max_age_secs == 0 {
+            err("audit.segment_max_age_secs".into(), "must be > 0");
+        }
+        match (a.pseudonymize, &a.pseudonym_key_file) {
+            (true, None) => err(
+                "audit.pseudonym_key_file".into(),
+                "pseudonymize = true needs a key: rampart keygen --kind hmac --out FILE",
+            ),
+            (false, Some(_)) => err(
+                "audit.pseudonymize".into(),
+                "pseudonym_key_file is set but pseudonymize is false: set pseudonymize = true or remove the key",
+            ),
+            _ => {}
+        }
+        if a.store_input && a.encryption_key_file.is_none() {
+            err(
+                "audit.store_input".into(),
+                "raw inputs are stored only sealed: set encryption_key_file (rampart keygen --kind aes256)",
+            );
         }
     }
 

@@ -20,7 +20,7 @@ use rampart_pipeline::rate_limit::Quotas;
 use rampart_pipeline::{Decision, Outcome, Pipeline, Protocol, RequestCx};
 
 use crate::access::{spawn_keys_reloader, Blocklist};
-use crate::alerts::{Alert, AlertSink};
+use crate::alerts::{Alert, AlertCounters, AlertSink, AlertSinks};
 use crate::auth::{Authenticator, KeyStore, KeysFile, Peer};
 use crate::config::{OnFailure, RawConfig};
 use crate::jwt::JwtVerifier;
@@ -179,11 +179,7 @@ impl Gateway {
             None => data_dir.join("audit"),
         });
         let audit = if let Some(dir) = &audit_dir {
-            let durability = match cfg.audit.durability {
-                crate::config::Durability::Fsync => rampart_audit::Durability::Fsync,
-                crate::config::Durability::Buffered => rampart_audit::Durability::Buffered,
-            };
-            let writer = AuditWriter::open(dir, durability)
+            let writer = AuditWriter::open_with(dir, crate::audit_log::writer_config(cfg)?)
                 .map_err(|e| StartError::File(format!("audit log {}: {e}", dir.display())))?;
             Some(Audit {
                 writer,
@@ -201,10 +197,17 @@ impl Gateway {
             None => data_dir.join("alerts").join("alerts.jsonl"),
         };
         let alerts = AlertSink::open(
-            &alerts_path,
+            AlertSinks {
+                file: alerts_path.clone(),
+                audit: audit.as_ref().map(|a| a.writer.clone()),
+            },
             cfg.alerts.rate_limit_storm,
-            metrics.alerts_raised.clone(),
-            metrics.alerts_dropped.clone(),
+            Duration::from_secs(cfg.alerts.dedupe_secs),
+            AlertCounters {
+                raised: metrics.alerts_raised.clone(),
+                dropped: metrics.alerts_dropped.clone(),
+                suppressed: metrics.alerts_suppressed.clone(),
+            },
         )
         .await
         .map_err(|e| StartError::File(format!("alerts file {}: {e}", alerts_path.display())))?;
@@ -440,6 +443,8 @@ struct AuditFacts<'a> {
     status: u16,
     flags: &'a [Finding],
     output: serde_json::Value,
+    /// The decoded input, for the audit to keep sealed when `store_input` is on.
+    input: Option<serde_json::Value>,
     latency: Duration,
 }
 
@@ -570,6 +575,7 @@ impl Shared {
                 })
                 .collect(),
             output: facts.output,
+            input: facts.input,
             latency_us: u64::try_from(facts.latency.as_micros()).unwrap_or(u64::MAX),
         };
         match audit.writer.commit(record).await {
@@ -594,6 +600,21 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// The decoded rows as JSON, only when the audit keeps inputs (sealed); otherwise nothing is built.
+    fn stored_input(&self, decision: &Decision) -> Option<serde_json::Value> {
+        let keeps = self
+            .audit
+            .as_ref()
+            .is_some_and(|a| a.writer.policy().store_input);
+        let features = decision.features.as_ref().filter(|_| keeps)?;
+        Some(serde_json::Value::Array(
+            features
+                .iter_rows()
+                .map(|row| serde_json::json!(row))
+                .collect(),
+        ))
     }
 
     /// Audits a refusal made at the edge (auth, routing, transport) and renders it.
@@ -621,6 +642,7 @@ impl Shared {
             status: rejection.reason.status(),
             flags: &[],
             output: serde_json::Value::Null,
+            input: None,
             latency: started.elapsed(),
         };
         let rejection = match self.audit(facts).await {
@@ -882,6 +904,7 @@ impl Shared {
                 status,
                 flags: &decision.flags,
                 output,
+                input: self.stored_input(&decision),
                 latency: started.elapsed(),
             })
             .await;

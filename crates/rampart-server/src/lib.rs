@@ -17,6 +17,7 @@
 mod access;
 mod admin;
 pub mod alerts;
+mod audit_log;
 pub mod auth;
 pub mod config;
 mod gateway;

@@ -114,6 +114,8 @@ pub struct Metrics {
     pub alerts_dropped: Counter<u64, AtomicU64>,
     /// Alerts raised.
     pub alerts_raised: Counter<u64, AtomicU64>,
+    /// Alerts suppressed as repeats within the deduplication window.
+    pub alerts_suppressed: Counter<u64, AtomicU64>,
     /// Audit records written.
     pub audit_records: Gauge,
     /// Audit fsync groups.
@@ -141,6 +143,7 @@ impl Metrics {
         let layers: HistogramFamily<LayerLabels> = Family::new_with_constructor(latency_histogram);
         let alerts_dropped = Counter::default();
         let alerts_raised = Counter::default();
+        let alerts_suppressed = Counter::default();
         let audit_records = Gauge::default();
         let audit_groups = Gauge::default();
         let audit_failures = Counter::default();
@@ -171,6 +174,11 @@ impl Metrics {
             layers.clone(),
         );
         registry.register("alerts_raised", "Alerts raised", alerts_raised.clone());
+        registry.register(
+            "alerts_suppressed",
+            "Alerts suppressed as repeats of the same kind, identity and model within the deduplication window",
+            alerts_suppressed.clone(),
+        );
         registry.register(
             "alerts_dropped",
             "Alerts dropped because the alert queue was full",
@@ -205,6 +213,7 @@ impl Metrics {
             layers,
             alerts_dropped,
             alerts_raised,
+            alerts_suppressed,
             audit_records,
             audit_groups,
             audit_failures,

@@ -151,8 +151,16 @@ impl TestGateway {
         self.data_dir().join("audit")
     }
 
-    /// Every audit record so far, parsed.
+    /// Every decision record so far, parsed (segment headers, checkpoints and events left out).
     pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.audit_lines()
+            .into_iter()
+            .filter(|r| r["kind"] == "decision")
+            .collect()
+    }
+
+    /// Every line of the audit log so far, of every kind, parsed.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
         read_jsonl_dir(&self.audit_dir())
     }
 

@@ -1,6 +1,6 @@
 //! `rampart data manifest|verify`: dataset integrity manifests (`rampart_data::manifest`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,11 +8,12 @@ use anyhow::Context;
 use clap::Subcommand;
 use rampart_crypto::sign::{SigningKey, VerifyingKey};
 use rampart_data::manifest::ManifestError;
-use rampart_data::manifest::{relative_inside, Manifest, Progress, SignatureStatus, Verification};
+use rampart_data::manifest::{relative_inside, Manifest, SignatureStatus, Verification};
 use rampart_data::walk::WalkError;
 
 use crate::atomic;
 use crate::keys::Format;
+use crate::progress::Bar;
 
 #[derive(Subcommand)]
 pub(crate) enum DataCommand {
@@ -47,40 +48,6 @@ pub(crate) enum DataCommand {
         #[arg(long, default_value = "text")]
         format: Format,
     },
-}
-
-/// A progress bar on stderr, drawn only when stderr is a terminal.
-struct Bar(indicatif::ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        let bar = if std::io::stderr().is_terminal() {
-            indicatif::ProgressBar::new(0)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        Self(bar)
-    }
-}
-
-impl Progress for Bar {
-    fn total(&self, bytes: u64) {
-        self.0.set_length(bytes);
-    }
-    fn advance(&self, bytes: u64) {
-        self.0.inc(bytes);
-    }
-}
-
-impl Drop for Bar {
-    fn drop(&mut self) {
-        self.0.finish_and_clear();
-    }
 }
 
 pub(crate) fn run(cmd: DataCommand) -> anyhow::Result<ExitCode> {

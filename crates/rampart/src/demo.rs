@@ -23,3 +23,17 @@ pub(crate) fn materialize(dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The demo's audit signing key, `<data-dir>/audit-signing.key` (and `.pub` beside it): created on first run,
+/// reused after, so every checkpoint of the demo's log verifies with the same public key:
+/// `rampart audit verify <data-dir>/audit --public-key <data-dir>/audit-signing.key.pub`.
+pub(crate) fn audit_signing_key(data_dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let path = data_dir.join("audit-signing.key");
+    if !path.exists() {
+        crate::keygen::write_ed25519_pair(&path)?;
+        tracing::info!(key = %path.display(), "created the demo's audit signing key");
+    }
+    Ok(path)
+}

@@ -30,20 +30,8 @@ enum Kind {
 pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let id = match args.kind {
         Kind::Ed25519 => {
-            let key = SigningKey::generate();
+            let id = write_ed25519_pair(&args.out)?;
             let public = public_path(&args.out);
-            // Checked first so that a half-written pair (a private key without its .pub) never happens.
-            if public.exists() {
-                anyhow::bail!(
-                    "{} already exists: refusing to overwrite a key (move it away first)",
-                    public.display()
-                );
-            }
-            let id = key.id();
-            let public_file = key.public_file();
-            // The private key first: if it cannot be written, no orphan public key is left behind.
-            key.into_key_file().save(&args.out)?;
-            public_file.save(&public)?;
             eprintln!(
                 "wrote {} (private) and {} (public)",
                 args.out.display(),
@@ -66,6 +54,27 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // The key id alone on stdout, for scripts.
     println!("{id}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a new ed25519 key to `private` and its public key to `private.pub`; returns the key id.
+pub(crate) fn write_ed25519_pair(
+    private: &std::path::Path,
+) -> anyhow::Result<rampart_crypto::keyfile::KeyId> {
+    let key = SigningKey::generate();
+    let public = public_path(private);
+    // Checked first so that a half-written pair (a private key without its .pub) never happens.
+    if public.exists() {
+        anyhow::bail!(
+            "{} already exists: refusing to overwrite a key (move it away first)",
+            public.display()
+        );
+    }
+    let id = key.id();
+    let public_file = key.public_file();
+    // The private key first: if it cannot be written, no orphan public key is left behind.
+    key.into_key_file().save(private)?;
+    public_file.save(&public)?;
+    Ok(id)
 }
 
 /// `FILE.pub` beside `FILE`.

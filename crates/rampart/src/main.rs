@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod atomic;
+mod audit;
 mod crypt;
 mod data;
 mod demo;
@@ -11,6 +12,7 @@ mod keygen;
 mod keys;
 mod lineage;
 mod profile;
+mod progress;
 mod serve;
 
 use std::path::PathBuf;
@@ -62,6 +64,11 @@ enum Command {
     /// Example: rampart lineage show model.onnx
     #[command(subcommand)]
     Lineage(lineage::LineageCommand),
+    /// Forensics over the audit log: verify, query, replay, export.
+    ///
+    /// Example: rampart audit verify rampart-data/audit --public-key rampart-data/audit-signing.key.pub
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
     ///
     /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(&args),
         Command::Data(cmd) => data::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::Reencrypt(args) => crypt::reencrypt(&args),

@@ -57,6 +57,7 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             let demo_dir = data_dir.join("demo");
             demo::materialize(&demo_dir)?;
             let mut cfg = RawConfig::parse(demo::CONFIG, &demo_dir)?;
+            cfg.audit.signing_key_file = Some(demo::audit_signing_key(&data_dir)?);
             cfg.server.data_dir = data_dir;
             let key = rampart_server::auth::generate_key();
             let auth = AuthOverride::SingleKey {

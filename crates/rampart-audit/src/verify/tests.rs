@@ -6,7 +6,7 @@ use serde_json::json;
 use time::macros::datetime;
 
 use super::*;
-use crate::format::{encode, file_name, AuditRecord, Decision, Outcome};
+use crate::format::{encode, file_name, AuditRecord, Decision, Outcome, PreviousSegment};
 
 fn record(i: u64) -> AuditRecord {
     AuditRecord {
@@ -24,18 +24,41 @@ fn record(i: u64) -> AuditRecord {
         },
         flags: vec![],
         output: json!({"label": i}),
+        input: None,
         latency_us: i,
     }
 }
 
-/// Lines of a valid chain with seqs `range`, starting from `prev`; returns the lines and the head.
-fn chain_lines(range: std::ops::Range<u64>, mut prev: ChainHash) -> (Vec<Vec<u8>>, ChainHash) {
+/// Lines of a valid segment with seqs `range`, starting from `prev`: a header naming the file that starts at
+/// `previous` (none when `range` starts at 0), then decisions. Returns the lines and the head.
+fn chain_lines(range: std::ops::Range<u64>, prev: ChainHash) -> (Vec<Vec<u8>>, ChainHash) {
+    let previous = (range.start > 0).then(|| PreviousSegment {
+        file: file_name(0),
+        last_seq: range.start - 1,
+        last_hash: prev,
+    });
+    chain_lines_after(range, prev, previous)
+}
+
+fn chain_lines_after(
+    range: std::ops::Range<u64>,
+    mut prev: ChainHash,
+    previous: Option<PreviousSegment>,
+) -> (Vec<Vec<u8>>, ChainHash) {
     let mut lines = Vec::new();
+    let first = range.start;
     for seq in range {
         let mut line = Vec::new();
-        encode(&record(seq), time::OffsetDateTime::UNIX_EPOCH)
-            .unwrap()
-            .frame_into(seq, &prev, &mut line);
+        let encoded = if seq == first {
+            crate::format::encode_segment(previous.as_ref(), time::OffsetDateTime::UNIX_EPOCH)
+        } else {
+            encode(
+                &record(seq),
+                time::OffsetDateTime::UNIX_EPOCH,
+                &crate::format::RecordPolicy::default(),
+            )
+        };
+        encoded.unwrap().frame_into(seq, &prev, &mut line);
         prev = ChainHash::of_line(&line);
         lines.push(line);
     }
@@ -72,8 +95,16 @@ fn intact_log_verifies_with_its_head() {
         report,
         VerifyReport {
             records: 10,
+            decisions: 9,
+            events: 0,
+            checkpoints: 0,
+            signatures_checked: false,
+            last_checkpoint: None,
+            unsigned_tail: 10,
             head_hash: head,
-            files: 1
+            files: 1,
+            first_seq: 0,
+            first_prev: ChainHash::GENESIS,
         }
     );
 }
@@ -222,14 +253,14 @@ fn first_record_must_link_to_genesis() {
 #[test]
 fn unknown_version_is_refused() {
     let (dir, mut lines, _) = ten_record_log();
-    lines[2] = br#"{"v":2,"seq":2}"#.to_vec();
+    lines[2] = br#"{"v":3,"seq":2}"#.to_vec();
     write_file(dir.path(), 0, &lines);
     let err = fails_at(dir.path());
     assert_eq!(err.seq, 2);
     assert!(
         matches!(
             err.what,
-            VerifyFailure::Format(FormatError::UnsupportedVersion(2))
+            VerifyFailure::Format(FormatError::UnsupportedVersion(3))
         ),
         "{err}"
     );
@@ -273,8 +304,16 @@ fn chain_runs_on_across_files() {
         verify_dir(dir.path()).unwrap(),
         VerifyReport {
             records: 9,
+            decisions: 7,
+            events: 0,
+            checkpoints: 0,
+            signatures_checked: false,
+            last_checkpoint: None,
+            unsigned_tail: 9,
             head_hash: head,
-            files: 2
+            files: 2,
+            first_seq: 0,
+            first_prev: ChainHash::GENESIS,
         }
     );
 }

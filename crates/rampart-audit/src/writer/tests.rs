@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::format::{file_name, Decision, Outcome};
+use crate::format::{file_name, Decision, Kind, Outcome};
 use crate::verify_dir;
 
 fn record(i: u64) -> AuditRecord {
@@ -25,6 +25,7 @@ fn record(i: u64) -> AuditRecord {
         },
         flags: vec![],
         output: json!({"label": i}),
+        input: None,
         latency_us: i,
     }
 }
@@ -123,12 +124,17 @@ async fn commits_get_contiguous_seqs_and_the_hash_of_their_line() {
     }
     writer.shutdown().await.unwrap();
     let lines = log_lines(dir.path());
-    for (i, (c, line)) in committed.iter().zip(&lines).enumerate() {
-        assert_eq!(c.seq, i as u64);
+    // Line 0 is the segment header.
+    assert_eq!(
+        format::decode_line(&lines[0]).unwrap().kind(),
+        Kind::Segment
+    );
+    for (i, (c, line)) in committed.iter().zip(&lines[1..]).enumerate() {
+        assert_eq!(c.seq, i as u64 + 1);
         assert_eq!(c.hash, ChainHash::of_line(line));
     }
     let report = verify_dir(dir.path()).unwrap();
-    assert_eq!((report.records, report.head_hash), (5, committed[4].hash));
+    assert_eq!((report.records, report.head_hash), (6, committed[4].hash));
     let stats = writer.stats();
     assert_eq!(
         (stats.records_written, stats.syncs, stats.available),
@@ -166,11 +172,11 @@ async fn reopening_continues_the_chain() {
     drop(first);
     let second = AuditWriter::open(dir.path(), Durability::Fsync).unwrap();
     let next = second.commit(record(1)).await.unwrap();
-    assert_eq!(next.seq, 1);
+    assert_eq!(next.seq, 2);
     drop(second);
     let lines = log_lines(dir.path());
-    assert_eq!(format::decode_line(&lines[1]).unwrap().prev, last.hash);
-    assert_eq!(verify_dir(dir.path()).unwrap().records, 2);
+    assert_eq!(format::decode_line(&lines[2]).unwrap().prev, last.hash);
+    assert_eq!(verify_dir(dir.path()).unwrap().records, 3);
 }
 
 #[tokio::test]
@@ -178,7 +184,7 @@ async fn reopening_an_empty_file_starts_at_genesis() {
     let dir = tempfile::tempdir().unwrap();
     drop(AuditWriter::open(dir.path(), Durability::Fsync).unwrap());
     let writer = AuditWriter::open(dir.path(), Durability::Fsync).unwrap();
-    assert_eq!(writer.commit(record(0)).await.unwrap().seq, 0);
+    assert_eq!(writer.commit(record(0)).await.unwrap().seq, 1);
 }
 
 #[tokio::test]
@@ -191,24 +197,24 @@ async fn torn_tail_is_cut_away_on_open() {
     let path = dir.path().join(file_name(0));
     let mut bytes = fs::read(&path).unwrap();
     let good_len = bytes.len();
-    bytes.extend_from_slice(br#"{"v":1,"seq":1,"ti"#);
+    bytes.extend_from_slice(br#"{"v":2,"seq":2,"ti"#);
     fs::write(&path, &bytes).unwrap();
 
     let writer = AuditWriter::open(dir.path(), Durability::Fsync).unwrap();
     assert_eq!(fs::metadata(&path).unwrap().len(), good_len as u64);
-    assert_eq!(writer.commit(record(1)).await.unwrap().seq, 1);
+    assert_eq!(writer.commit(record(1)).await.unwrap().seq, 2);
     drop(writer);
-    assert_eq!(verify_dir(dir.path()).unwrap().records, 2);
+    assert_eq!(verify_dir(dir.path()).unwrap().records, 3);
 }
 
 #[tokio::test]
 async fn torn_tail_with_no_complete_line_leaves_an_empty_log() {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join(file_name(0)), b"{\"v\":1,").unwrap();
+    fs::write(dir.path().join(file_name(0)), b"{\"v\":2,").unwrap();
     let writer = AuditWriter::open(dir.path(), Durability::Fsync).unwrap();
-    assert_eq!(writer.commit(record(0)).await.unwrap().seq, 0);
+    assert_eq!(writer.commit(record(0)).await.unwrap().seq, 1);
     drop(writer);
-    assert_eq!(verify_dir(dir.path()).unwrap().records, 1);
+    assert_eq!(verify_dir(dir.path()).unwrap().records, 2);
 }
 
 #[test]
@@ -237,7 +243,7 @@ async fn bad_record_is_refused_without_touching_the_chain() {
         writer.commit(bad).await,
         Err(AuditError::InvalidRecord(FormatError::BadInputDigest))
     ));
-    assert_eq!(writer.commit(record(0)).await.unwrap().seq, 0);
+    assert_eq!(writer.commit(record(0)).await.unwrap().seq, 1);
     assert!(writer.stats().available);
 }
 
@@ -252,10 +258,10 @@ async fn failed_write_refuses_the_group_leaves_no_half_line_and_recovers() {
     assert!(!stats.available);
     assert_eq!(stats.failed_groups, 1);
     assert!(stats.last_error.unwrap().contains("disk full"));
-    assert_eq!(log_lines(f.dir.path()).len(), 1);
+    assert_eq!(log_lines(f.dir.path()).len(), 2);
 
     let next = f.writer.commit(record(1)).await.unwrap();
-    assert_eq!(next.seq, 1, "a refused record does not use up a seq");
+    assert_eq!(next.seq, 2, "a refused record does not use up a seq");
     assert!(f.writer.stats().available);
     f.writer.shutdown().await.unwrap();
     assert_eq!(verify_dir(f.dir.path()).unwrap().head_hash, next.hash);
@@ -270,10 +276,10 @@ async fn failed_sync_refuses_the_group_and_removes_it() {
         f.writer.commit(record(1)).await,
         Err(AuditError::Unavailable(_))
     ));
-    assert_eq!(log_lines(f.dir.path()).len(), 1);
-    assert_eq!(f.writer.commit(record(1)).await.unwrap().seq, 1);
+    assert_eq!(log_lines(f.dir.path()).len(), 2);
+    assert_eq!(f.writer.commit(record(1)).await.unwrap().seq, 2);
     f.writer.shutdown().await.unwrap();
-    assert_eq!(verify_dir(f.dir.path()).unwrap().records, 2);
+    assert_eq!(verify_dir(f.dir.path()).unwrap().records, 3);
 }
 
 #[tokio::test]
@@ -293,10 +299,10 @@ async fn later_commits_are_refused_until_the_sink_can_be_repaired() {
     ));
     assert_eq!(f.writer.stats().failed_groups, 2);
     // Repaired: the half line is gone and the chain continues.
-    assert_eq!(f.writer.commit(record(1)).await.unwrap().seq, 1);
+    assert_eq!(f.writer.commit(record(1)).await.unwrap().seq, 2);
     f.writer.shutdown().await.unwrap();
-    assert_eq!(log_lines(f.dir.path()).len(), 2);
-    assert_eq!(verify_dir(f.dir.path()).unwrap().records, 2);
+    assert_eq!(log_lines(f.dir.path()).len(), 3);
+    assert_eq!(verify_dir(f.dir.path()).unwrap().records, 3);
 }
 
 #[tokio::test]
@@ -321,7 +327,7 @@ async fn shutdown_writes_what_was_queued_and_refuses_later_commits() {
         Err(AuditError::Closed)
     ));
     writer.shutdown().await.unwrap();
-    assert_eq!(verify_dir(dir.path()).unwrap().records, ok);
+    assert_eq!(verify_dir(dir.path()).unwrap().decisions, ok);
 }
 
 #[tokio::test]
@@ -338,7 +344,7 @@ async fn dropping_the_last_handle_flushes_queued_records() {
     let _ = tokio::time::timeout(Duration::from_nanos(1), pending).await;
     drop(writer);
     // `timeout` polls the commit once before its deadline, which queues the record.
-    assert_eq!(verify_dir(dir.path()).unwrap().records, 2);
+    assert_eq!(verify_dir(dir.path()).unwrap().decisions, 2);
 }
 
 /// A sink that blocks each write until the test lets it through.
@@ -385,7 +391,7 @@ async fn full_queue_makes_callers_wait_instead_of_dropping() {
         seqs.push(t.await.unwrap().unwrap().seq);
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
     assert!(
         writer.stats().groups >= 10,
         "a group is at most the queue capacity"
@@ -410,5 +416,69 @@ async fn large_records_are_split_across_groups() {
     writer.shutdown().await.unwrap();
     // 40 records of ~0.9 MiB cannot fit in fewer than five 8 MiB groups.
     assert!(writer.stats().groups >= 5, "{:?}", writer.stats());
-    assert_eq!(verify_dir(dir.path()).unwrap().records, 40);
+    assert_eq!(verify_dir(dir.path()).unwrap().decisions, 40);
+}
+
+#[tokio::test]
+async fn a_quiet_log_still_gets_its_checkpoint_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(SigningKey::generate());
+    let public = key.verifying_key();
+    let mut cp = CheckpointPolicy::new(key);
+    cp.every_records = 1_000_000;
+    cp.every = Duration::from_millis(50);
+    let writer =
+        AuditWriter::open_with(dir.path(), WriterConfig::default().checkpoints(cp)).unwrap();
+    writer.commit(record(0)).await.unwrap();
+    // No more records: the timer, not a group, must write the checkpoint.
+    let mut report = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = crate::verify_dir_with(
+            dir.path(),
+            crate::VerifyOptions {
+                public_key: Some(&public),
+                ..crate::VerifyOptions::default()
+            },
+        )
+        .unwrap();
+        if r.checkpoints > 0 {
+            report = Some(r);
+            break;
+        }
+    }
+    let report = report.expect("no checkpoint written while the log was quiet");
+    assert_eq!(report.unsigned_tail, 0);
+    drop(writer);
+}
+
+#[tokio::test]
+async fn old_segment_is_closed_at_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WriterConfig::default().segments(1 << 30, Duration::from_millis(20));
+    let writer = AuditWriter::open_with(dir.path(), config).unwrap();
+    writer.commit(record(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let second = writer.commit(record(1)).await.unwrap();
+    writer.shutdown().await.unwrap();
+    let report = verify_dir(dir.path()).unwrap();
+    assert_eq!((report.files, report.decisions), (2, 2));
+    // The new segment starts with its header, then the record.
+    assert_eq!(second.seq, 3);
+    assert!(dir.path().join(file_name(2)).exists());
+}
+
+#[test]
+fn raw_inputs_without_an_encryption_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RecordPolicy {
+        store_input: true,
+        ..RecordPolicy::default()
+    };
+    let err =
+        AuditWriter::open_with(dir.path(), WriterConfig::default().policy(policy)).unwrap_err();
+    assert!(
+        err.to_string().contains("requires an encryption key"),
+        "{err}"
+    );
 }

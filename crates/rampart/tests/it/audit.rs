@@ -41,7 +41,7 @@ async fn every_response_has_exactly_one_record_and_the_chain_verifies() {
         "a presented credential reached the audit log"
     );
     let report = rampart_audit::verify_dir(&gw.audit_dir()).unwrap();
-    assert_eq!(report.records, ids.len() as u64);
+    assert_eq!(report.decisions, ids.len() as u64);
 }
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn concurrent_requests_are_all_durable_in_one_chain() {
         assert_eq!(t.await.unwrap(), 200);
     }
     let report = rampart_audit::verify_dir(&gw.audit_dir()).unwrap();
-    assert_eq!(report.records, 200);
+    assert_eq!(report.decisions, 200);
     let text = gw.metrics().await;
     let groups: f64 = text
         .lines()
@@ -94,6 +94,6 @@ async fn the_chain_continues_across_restarts() {
     gw2.post("/v1/models/demo/predict", &json!({"features": CONFIDENT}))
         .await;
     let report = rampart_audit::verify_dir(&audit).unwrap();
-    assert_eq!(report.records, 2);
+    assert_eq!(report.decisions, 2);
     drop(dir);
 }
