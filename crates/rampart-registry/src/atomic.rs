@@ -1,0 +1,115 @@
+//! Writing a file all or nothing: into a temporary file in the target's directory, flushed and fsynced, then
+//! renamed onto the target, then the directory fsynced — so a crash or a failed write never leaves a partial
+//! file under the target's name, and a completed one survives a power cut. The `rampart` binary writes its
+//! outputs through this module too.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// Runs `write` on a buffered temporary file beside `out`, then renames it to `out`, refusing to replace an
+/// existing file (`AlreadyExists`). When `write` fails, the temporary file is deleted and its error returned
+/// inside the `Ok`.
+///
+/// # Errors
+/// Creating, writing, syncing or renaming the file.
+pub fn write_new<T, E>(
+    out: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<T, E>,
+) -> std::io::Result<Result<T, E>> {
+    write_with(out, write, false)
+}
+
+/// As [`write_new`], but atomically replaces `out` when it exists (readers see the old file or the new one,
+/// never a mix).
+///
+/// # Errors
+/// Creating, writing, syncing or renaming the file.
+pub fn replace<T, E>(
+    out: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<T, E>,
+) -> std::io::Result<Result<T, E>> {
+    write_with(out, write, true)
+}
+
+/// [`replace`] for bytes already in memory.
+///
+/// # Errors
+/// Creating, writing, syncing or renaming the file.
+pub fn replace_bytes(out: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace(out, |w| w.write_all(bytes))?
+}
+
+fn write_with<T, E>(
+    out: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<T, E>,
+    clobber: bool,
+) -> std::io::Result<Result<T, E>> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".rampart-partial-")
+        .tempfile_in(dir)?;
+    let mut w = BufWriter::new(tmp.as_file_mut());
+    let value = match write(&mut w) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    w.flush()?;
+    drop(w);
+    tmp.as_file().sync_all()?;
+    if clobber {
+        tmp.persist(out).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(out).map_err(|e| e.error)?;
+    }
+    sync_dir(dir)?;
+    Ok(Ok(value))
+}
+
+/// Makes a rename or a file creation in `dir` durable.
+///
+/// # Errors
+/// Opening or syncing the directory.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows cannot open a directory as a file; NTFS journals the rename itself.
+        let _ = dir;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn write_new_never_replaces_and_leaves_nothing_on_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("out");
+        write_new(&f, |w| w.write_all(b"one")).unwrap().unwrap();
+        let e = write_new(&f, |w| w.write_all(b"two")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let failed: Result<(), &str> = write_new(&d.path().join("x"), |_| Err("nope")).unwrap();
+        assert_eq!(failed, Err("nope"));
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no partial or temporary file left");
+        assert_eq!(std::fs::read(&f).unwrap(), b"one");
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_file() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("active.json");
+        replace_bytes(&f, b"old, and longer").unwrap();
+        replace_bytes(&f, b"new").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"new");
+    }
+}
