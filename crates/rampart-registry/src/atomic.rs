@@ -31,12 +31,23 @@ pub fn replace<T, E>(
     write_with(out, write, true)
 }
 
-/// [`replace`] for bytes already in memory.
+/// [`replace`] for bytes already in memory, readable by everyone (mode 0644 on Unix, where the other
+/// functions keep the temporary file's 0600): for the registry's metadata, which is not secret and which a
+/// server running as another user must read.
 ///
 /// # Errors
 /// Creating, writing, syncing or renaming the file.
 pub fn replace_bytes(out: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    replace(out, |w| w.write_all(bytes))?
+    replace(out, |w| {
+        w.write_all(bytes)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            w.get_ref()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        Ok::<(), std::io::Error>(())
+    })?
 }
 
 fn write_with<T, E>(
@@ -111,5 +122,11 @@ mod tests {
         replace_bytes(&f, b"old, and longer").unwrap();
         replace_bytes(&f, b"new").unwrap();
         assert_eq!(std::fs::read(&f).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o644);
+        }
     }
 }

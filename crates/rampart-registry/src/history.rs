@@ -70,12 +70,12 @@ pub struct HistoryEntry {
 #[non_exhaustive]
 pub enum HistoryError {
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A line does not parse, or the lines do not replay (a rollback with nothing to return to).
     #[error("{path} line {line}: {reason} (the history was edited or a write was cut short)")]
@@ -91,9 +91,9 @@ pub enum HistoryError {
 
 /// Reads every entry; a missing file is an empty history.
 pub(crate) fn read(path: &Path) -> Result<Vec<HistoryEntry>, HistoryError> {
-    let io = |source| HistoryError::Io {
+    let io = |cause| HistoryError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
@@ -121,9 +121,9 @@ pub(crate) fn read(path: &Path) -> Result<Vec<HistoryEntry>, HistoryError> {
 
 /// Appends one entry as a line and fsyncs it (and the directory, when the file is new).
 pub(crate) fn append(path: &Path, entry: &HistoryEntry) -> Result<(), HistoryError> {
-    let io = |source| HistoryError::Io {
+    let io = |cause| HistoryError::Io {
         path: path.to_owned(),
-        source,
+        cause,
     };
     let mut line = serde_json::to_vec(entry).map_err(|e| io(e.into()))?;
     line.push(b'\n');

@@ -123,12 +123,12 @@ struct SignatureFile {
 #[non_exhaustive]
 pub enum SignError {
     /// The directory is not `<name>/<version>` with valid names.
-    #[error("{dir}: a version directory must be <model name>/<version>: {source}")]
+    #[error("{dir}: a version directory must be <model name>/<version>: {cause}")]
     Location {
         /// The directory.
         dir: PathBuf,
         /// The refused name.
-        source: InvalidName,
+        cause: InvalidName,
     },
     /// Walking the directory was refused (a symlink leaving it, a device…).
     #[error(transparent)]
@@ -142,12 +142,12 @@ pub enum SignError {
         problem: String,
     },
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -216,12 +216,12 @@ impl std::fmt::Display for FileProblem {
 #[non_exhaustive]
 pub enum VerifyError {
     /// The directory could not be read (it does not exist, permissions…). Not a finding: an input error.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// No `manifest.json`: the version was never signed.
     #[error("missing manifest: {path} does not exist (the version was never signed)")]
@@ -448,17 +448,17 @@ fn signed_message(manifest: &[u8]) -> Vec<u8> {
 /// [`SignError::Io`].
 pub fn sign_version(dir: &Path, key: &SigningKey) -> Result<Manifest, SignError> {
     let (_, name, version) = location(dir).map_err(|e| match e {
-        LocationError::Io(source) => SignError::Io {
+        LocationError::Io(cause) => SignError::Io {
             path: dir.to_owned(),
-            source,
+            cause,
         },
-        LocationError::Name(source) => SignError::Location {
+        LocationError::Name(cause) => SignError::Location {
             dir: dir.to_owned(),
-            source,
+            cause,
         },
     })?;
     let found = scan(dir)?;
-    let files = hash(&found, dir).map_err(|(path, source)| SignError::Io { path, source })?;
+    let files = hash(&found, dir).map_err(|(path, cause)| SignError::Io { path, cause })?;
     let contents = |problem| SignError::Contents {
         dir: dir.to_owned(),
         problem,
@@ -475,7 +475,7 @@ pub fn sign_version(dir: &Path, key: &SigningKey) -> Result<Manifest, SignError>
     };
     let mut bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| SignError::Io {
         path: dir.join(MANIFEST_FILE),
-        source: e.into(),
+        cause: e.into(),
     })?;
     bytes.push(b'\n');
     let signature = SignatureFile {
@@ -485,13 +485,13 @@ pub fn sign_version(dir: &Path, key: &SigningKey) -> Result<Manifest, SignError>
     };
     let mut sig_bytes = serde_json::to_vec_pretty(&signature).map_err(|e| SignError::Io {
         path: dir.join(SIGNATURE_FILE),
-        source: e.into(),
+        cause: e.into(),
     })?;
     sig_bytes.push(b'\n');
     for (file, content) in [(MANIFEST_FILE, &bytes), (SIGNATURE_FILE, &sig_bytes)] {
         let path = dir.join(file);
         crate::atomic::replace_bytes(&path, content)
-            .map_err(|source| SignError::Io { path, source })?;
+            .map_err(|cause| SignError::Io { path, cause })?;
     }
     Ok(manifest)
 }
@@ -539,7 +539,7 @@ fn read_manifest(dir: &Path) -> Result<(Manifest, String), VerifyError> {
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(VerifyError::MissingManifest { path })
         }
-        Err(ReadError::Io(source)) => return Err(VerifyError::Io { path, source }),
+        Err(ReadError::Io(cause)) => return Err(VerifyError::Io { path, cause }),
         Err(e) => {
             return Err(VerifyError::MalformedManifest {
                 path,
@@ -567,7 +567,7 @@ fn check_signature(dir: &Path, manifest: &str, key: &VerifyingKey) -> Result<Key
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(VerifyError::Unsigned { path })
         }
-        Err(ReadError::Io(source)) => return Err(VerifyError::Io { path, source }),
+        Err(ReadError::Io(cause)) => return Err(VerifyError::Io { path, cause }),
         Err(e) => return Err(malformed(&path, e.to_string())),
     };
     let sig: SignatureFile =
@@ -649,9 +649,9 @@ fn compare(expected: &[FileEntry], actual: &[FileEntry]) -> Vec<FileProblem> {
 /// [`VerifyError`] naming the file, key or signature that failed; [`VerifyError::is_finding`] tells
 /// tampering from an unreadable directory.
 pub fn verify_version(dir: &Path, key: &VerifyingKey) -> Result<VerifiedVersion, VerifyError> {
-    let io = |source| VerifyError::Io {
+    let io = |cause| VerifyError::Io {
         path: dir.to_owned(),
-        source,
+        cause,
     };
     let meta = std::fs::metadata(dir).map_err(io)?;
     if !meta.is_dir() {
@@ -671,7 +671,7 @@ pub fn verify_version(dir: &Path, key: &VerifyingKey) -> Result<VerifiedVersion,
                 found_at: format!("{name}/{version}"),
             })
         }
-        Err(LocationError::Io(source)) => return Err(io(source)),
+        Err(LocationError::Io(cause)) => return Err(io(cause)),
         Err(LocationError::Name(e)) => {
             return Err(VerifyError::Misplaced {
                 dir: dir.to_owned(),
@@ -681,7 +681,7 @@ pub fn verify_version(dir: &Path, key: &VerifyingKey) -> Result<VerifiedVersion,
         }
     };
     let found = scan(dir).map_err(VerifyError::Walk)?;
-    let actual = hash(&found, dir).map_err(|(path, source)| VerifyError::Io { path, source })?;
+    let actual = hash(&found, dir).map_err(|(path, cause)| VerifyError::Io { path, cause })?;
     let problems = compare(&manifest.files, &actual);
     if !problems.is_empty() {
         return Err(VerifyError::Files {

@@ -87,12 +87,12 @@ impl Note {
 #[non_exhaustive]
 pub enum RegistryError {
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The root is not a directory.
     #[error("{path}: not a model registry (not a directory)")]
@@ -119,14 +119,14 @@ pub enum RegistryError {
         path: PathBuf,
     },
     /// The version did not verify, so it was not activated.
-    #[error("refused to activate {name} {version}: {source}")]
+    #[error("refused to activate {name} {version}: {cause}")]
     Refused {
         /// The model.
         name: ModelName,
         /// The version.
         version: Version,
         /// Why it did not verify.
-        source: VerifyError,
+        cause: VerifyError,
     },
     /// Nothing to roll back to.
     #[error("{name}: no previous version to roll back to (active: {})", active.as_ref().map_or("none", Version::as_str))]
@@ -175,7 +175,7 @@ pub enum RegistryError {
 impl RegistryError {
     /// Whether this is a finding (a version refused because it did not verify) rather than an input error.
     pub fn is_finding(&self) -> bool {
-        matches!(self, Self::Refused { source, .. } if source.is_finding())
+        matches!(self, Self::Refused { cause, .. } if cause.is_finding())
     }
 }
 
@@ -225,9 +225,9 @@ impl Registry {
     /// directory.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, RegistryError> {
         let root = root.into();
-        let meta = std::fs::metadata(&root).map_err(|source| RegistryError::Io {
+        let meta = std::fs::metadata(&root).map_err(|cause| RegistryError::Io {
             path: root.clone(),
-            source,
+            cause,
         })?;
         if !meta.is_dir() {
             return Err(RegistryError::NotARegistry { path: root });
@@ -281,7 +281,7 @@ impl Registry {
         let text = match read_text(&path, MAX_ACTIVE_BYTES) {
             Ok(t) => t,
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(ReadError::Io(source)) => return Err(RegistryError::Io { path, source }),
+            Err(ReadError::Io(cause)) => return Err(RegistryError::Io { path, cause }),
             Err(e) => {
                 return Err(RegistryError::ActiveCorrupt {
                     path,
@@ -311,10 +311,10 @@ impl Registry {
         key: &VerifyingKey,
     ) -> Result<VerifiedVersion, RegistryError> {
         let dir = self.existing_version_dir(name, version)?;
-        verify_version(&dir, key).map_err(|source| RegistryError::Refused {
+        verify_version(&dir, key).map_err(|cause| RegistryError::Refused {
             name: name.clone(),
             version: version.clone(),
-            source,
+            cause,
         })
     }
 
@@ -430,9 +430,9 @@ impl Registry {
             since: note.at,
         };
         let path = dir.join(ACTIVE_FILE);
-        let io = |source| RegistryError::Io {
+        let io = |cause| RegistryError::Io {
             path: path.clone(),
-            source,
+            cause,
         };
         let mut bytes = serde_json::to_vec(&pointer).map_err(|e| io(e.into()))?;
         bytes.push(b'\n');
@@ -520,7 +520,7 @@ impl Registry {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 Err(RegistryError::Locked { path })
             }
-            Err(source) => Err(RegistryError::Io { path, source }),
+            Err(cause) => Err(RegistryError::Io { path, cause }),
         }
     }
 }
@@ -528,9 +528,9 @@ impl Registry {
 /// The subdirectories of `dir` whose names `parse` accepts (everything else — files, hidden and invalid
 /// names — is not part of the registry and is skipped).
 fn subdirs<T>(dir: &Path, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, RegistryError> {
-    let io = |source| RegistryError::Io {
+    let io = |cause| RegistryError::Io {
         path: dir.to_owned(),
-        source,
+        cause,
     };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
