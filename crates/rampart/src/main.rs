@@ -10,6 +10,7 @@ mod demo;
 mod keygen;
 mod keys;
 mod lineage;
+mod model;
 mod profile;
 mod serve;
 
@@ -62,6 +63,11 @@ enum Command {
     /// Example: rampart lineage show model.onnx
     #[command(subcommand)]
     Lineage(lineage::LineageCommand),
+    /// The signed model registry: sign and verify versions, activate, roll back, list.
+    ///
+    /// Example: rampart model activate --registry models fraud 3 --public-key signing.key.pub
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
     ///
     /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
@@ -86,6 +92,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(&args),
         Command::Data(cmd) => data::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::Reencrypt(args) => crypt::reencrypt(&args),
