@@ -23,6 +23,24 @@
 //! one signature check and one hashing pass. Keys come from `rampart-crypto` (`rampart keygen --kind
 //! ed25519`); directory walking and hashing from `rampart-data`.
 //!
+//! How the server uses it (on start, and on hot swap or rollback): verify fully before the old version stops
+//! serving, and load from the verified bytes, so that a file swapped after verification is never loaded.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use rampart_crypto::sign::VerifyingKey;
+//! use rampart_registry::{ModelName, Registry};
+//!
+//! let key = VerifyingKey::load("signing.key.pub".as_ref())?;
+//! let registry = Registry::open("/var/lib/rampart/models")?;
+//! let active = registry.active_verified(&ModelName::new("fraud")?, &key)?;
+//! let onnx: Vec<u8> = active.read_model()?; // checked against the signed SHA-256 again
+//! let audit_digest = active.model_sha256(); // for the audit record
+//! # let _ = (onnx, audit_digest, active.baseline_path());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Main types: [`Registry`], [`VerifiedVersion`], [`VerifyError`], [`Manifest`], [`HistoryEntry`],
 //! [`ModelName`], [`Version`], [`Trust`], [`Note`].
 #![forbid(unsafe_code)]

@@ -369,6 +369,51 @@ impl VerifiedVersion {
     pub fn file_count(&self) -> usize {
         self.files
     }
+
+    /// Reads the ONNX file and checks it is still the verified content. Load the model from these bytes
+    /// rather than from [`VerifiedVersion::model_path`], so that a file swapped after verification is never
+    /// loaded.
+    ///
+    /// # Errors
+    /// [`VerifyError::Files`] naming the file when it changed since verification; [`VerifyError::Io`].
+    pub fn read_model(&self) -> Result<Vec<u8>, VerifyError> {
+        self.read_verified(&self.model)
+    }
+
+    /// Reads the baseline and checks it is still the verified content (see [`VerifiedVersion::read_model`]).
+    ///
+    /// # Errors
+    /// As [`VerifiedVersion::read_model`].
+    pub fn read_baseline(&self) -> Result<Vec<u8>, VerifyError> {
+        self.read_verified(&self.baseline)
+    }
+
+    fn read_verified(&self, entry: &FileEntry) -> Result<Vec<u8>, VerifyError> {
+        use std::io::Read;
+        let path = self.dir.join(&entry.path);
+        let io = |cause| VerifyError::Io {
+            path: path.clone(),
+            cause,
+        };
+        let file = std::fs::File::open(&path).map_err(io)?;
+        // The signed size bounds the read; one byte more tells a file that grew.
+        let mut bytes = Vec::new();
+        std::io::copy(&mut file.take(entry.size.saturating_add(1)), &mut bytes).map_err(io)?;
+        let actual = Sha256Digest::of(&bytes);
+        if bytes.len() as u64 != entry.size || actual != entry.sha256 {
+            return Err(VerifyError::Files {
+                dir: self.dir.clone(),
+                problems: vec![FileProblem::Changed {
+                    path: entry.path.clone(),
+                    expected: entry.sha256,
+                    actual,
+                    expected_size: entry.size,
+                    actual_size: bytes.len() as u64,
+                }],
+            });
+        }
+        Ok(bytes)
+    }
 }
 
 /// The canonical directory and the `(name, version)` its last two components spell.

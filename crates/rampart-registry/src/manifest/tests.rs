@@ -315,3 +315,16 @@ fn signature_state_without_a_key_reports_presence_only() {
         SignatureState::Failed { .. }
     ));
 }
+
+#[test]
+fn reading_through_the_verified_version_catches_a_swap_after_verification() {
+    let t = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate();
+    let dir = signed(t.path(), &key);
+    let v = verify_version(&dir, &key.verifying_key()).unwrap();
+    assert_eq!(v.read_model().unwrap(), b"onnx bytes of 1");
+    assert_eq!(v.read_baseline().unwrap(), b"{\"features\": []}");
+    std::fs::write(dir.join("fraud.onnx"), "onnx bytes of 1 and more").unwrap();
+    let e = v.read_model().unwrap_err();
+    assert!(e.to_string().contains("changed file fraud.onnx"), "{e}");
+}
