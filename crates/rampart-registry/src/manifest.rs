@@ -53,6 +53,9 @@
 //!    (`rampart_data::walk`).
 //!
 //! Only after all four does the caller get a [`VerifiedVersion`].
+//!
+//! A worked example, signed in this format and checked by a test, is committed under
+//! `crates/rampart-registry/tests/data/golden/` (the version `fraud/1` and its public key).
 
 use std::path::{Path, PathBuf};
 

@@ -328,3 +328,22 @@ fn reading_through_the_verified_version_catches_a_swap_after_verification() {
     let e = v.read_model().unwrap_err();
     assert!(e.to_string().contains("changed file fraud.onnx"), "{e}");
 }
+
+/// A version signed by this build's format, committed: a change to the format, the signed bytes or the
+/// serialization shows here. See `tests/data/golden/`.
+#[test]
+fn the_golden_version_still_verifies_and_serializes_identically() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let key = VerifyingKey::load(&data.join("golden.key.pub")).unwrap();
+    let v = verify_version(&data.join("fraud/1"), &key).unwrap();
+    assert_eq!(
+        v.model_sha256().to_string(),
+        "940d65474accea0f5971f13c196370fb8d73284ed818d8cfdfd00abf462bbc71"
+    );
+    assert_eq!(v.key_id().to_string(), "eac154be7b4cbcc8");
+    let stored = std::fs::read(data.join("fraud/1").join(MANIFEST_FILE)).unwrap();
+    let parsed: Manifest = serde_json::from_slice(&stored).unwrap();
+    let mut again = serde_json::to_vec_pretty(&parsed).unwrap();
+    again.push(b'\n');
+    assert_eq!(again, stored, "sign_version would write these exact bytes");
+}
