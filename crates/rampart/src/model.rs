@@ -19,9 +19,10 @@ use crate::keys::Format;
 
 #[derive(Subcommand)]
 pub(crate) enum ModelCommand {
-    /// Sign a version directory <registry>/<name>/<version>/: every file's SHA-256 into manifest.json,
-    /// signed with an ed25519 key into manifest.sig. The directory must hold exactly one `.onnx` file and one
-    /// file ending in `baseline.json`.
+    /// Sign a version directory <registry>/<name>/<version>/ with an ed25519 key.
+    ///
+    /// Every file's SHA-256 goes into manifest.json, signed into manifest.sig. The directory must hold
+    /// exactly one `.onnx` file and one file ending in `baseline.json`.
     ///
     /// Example: rampart model sign --key signing.key models/fraud/3
     Sign {
@@ -34,9 +35,10 @@ pub(crate) enum ModelCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Verify a version directory: exit 0 only when the signature verifies against the key and every file
-    /// matches; otherwise exit 1 naming the missing, extra or changed file, the bad signature, the wrong key or
-    /// the malformed manifest.
+    /// Verify a version directory against its signed manifest and a public key.
+    ///
+    /// Exit 0 only when the signature verifies against the key and every file matches; otherwise exit 1
+    /// naming the missing, extra or changed file, the bad signature, the wrong key or the malformed manifest.
     ///
     /// Example: rampart model verify --public-key signing.key.pub models/fraud/3
     Verify {
@@ -64,8 +66,9 @@ pub(crate) enum ModelCommand {
         #[command(flatten)]
         change: ChangeArgs,
     },
-    /// Return to the version active before the current one, in one step, recorded in the history. Repeated
-    /// rollbacks keep going back; they never return to a version rolled back from.
+    /// Return to the version active before the current one, in one step, recorded in the history.
+    ///
+    /// Repeated rollbacks keep going back; they never return to a version rolled back from.
     ///
     /// Example: rampart model rollback --registry models fraud --public-key signing.key.pub --why "drift alert"
     Rollback {
