@@ -1,8 +1,8 @@
-//! Writing an output file all or nothing: into a temporary file in the same directory, renamed over the
-//! target only when complete, so a failed command (a chunk that did not authenticate, a full disk) never
-//! leaves a partial output behind.
+//! Writing an output file all or nothing (`rampart_registry::atomic`, which the registry uses for its own
+//! files): a failed command (a chunk that did not authenticate, a full disk) never leaves a partial output
+//! behind. This wrapper adds the binary's messages.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::Context;
@@ -16,24 +16,6 @@ pub(crate) fn write_file<T, E>(
     if out.exists() {
         anyhow::bail!("{} already exists: refusing to overwrite it", out.display());
     }
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".rampart-partial-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let mut w = BufWriter::new(tmp.as_file_mut());
-    let value = match write(&mut w) {
-        Ok(v) => v,
-        Err(e) => return Ok(Err(e)),
-    };
-    w.flush().context("writing the output")?;
-    drop(w);
-    tmp.as_file().sync_all().context("syncing the output")?;
-    tmp.persist_noclobber(out)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming the output to {}", out.display()))?;
-    Ok(Ok(value))
+    rampart_registry::atomic::write_new(out, write)
+        .with_context(|| format!("writing {}", out.display()))
 }

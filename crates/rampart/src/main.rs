@@ -11,6 +11,7 @@ mod demo;
 mod keygen;
 mod keys;
 mod lineage;
+mod model;
 mod profile;
 mod progress;
 mod serve;
@@ -69,6 +70,11 @@ enum Command {
     /// Example: rampart audit verify rampart-data/audit --public-key rampart-data/audit-signing.key.pub
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The signed model registry: sign and verify versions, activate, roll back, list.
+    ///
+    /// Example: rampart model activate --registry models fraud 3 --public-key signing.key.pub
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
     ///
     /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
@@ -94,6 +100,7 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data::run(cmd),
         Command::Lineage(cmd) => lineage::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::Reencrypt(args) => crypt::reencrypt(&args),

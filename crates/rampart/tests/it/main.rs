@@ -12,6 +12,7 @@ mod models;
 mod oip_v2;
 mod outcomes;
 mod reasons;
+mod registry;
 mod tls;
 
 use serde_json::Value;
