@@ -100,6 +100,7 @@ use rampart_crypto::keyfile::KeyId;
 use rampart_crypto::pseudonym::PseudonymKey;
 use rampart_crypto::seal::SealedValue;
 use rampart_crypto::sign::SigningKey;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
@@ -723,34 +724,7 @@ impl RawLine<'_> {
 
     fn body(self) -> Result<EntryBody, FormatError> {
         let kind = self.kind;
-        let allowed: &[&str] = match kind {
-            Kind::Segment => &["previous"],
-            Kind::Checkpoint => &["key", "sig"],
-            Kind::Alert => &["alert"],
-            Kind::Action => &["action"],
-            Kind::Decision => &[
-                "request_id",
-                "identity",
-                "model",
-                "model_version",
-                "input_sha256",
-                "decision",
-                "flags",
-                "output",
-                "sealed",
-                "latency_us",
-            ],
-        };
-        if let Some((name, _)) = self
-            .present_members()
-            .into_iter()
-            .find(|(name, present)| *present && !allowed.contains(name))
-        {
-            return Err(FormatError::Malformed(format!(
-                "`{name}` does not belong in a {} line",
-                kind.as_str()
-            )));
-        }
+        check_members(kind, &self.present_members())?;
         match kind {
             Kind::Segment => Ok(EntryBody::Segment(
                 self.previous.ok_or_else(|| missing(kind, "previous"))?,
@@ -798,6 +772,176 @@ impl RawLine<'_> {
                 })))
             }
         }
+    }
+}
+
+/// The members a line of `kind` may have besides `v`, `seq`, `time`, `kind` and `prev`.
+const fn allowed_members(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Segment => &["previous"],
+        Kind::Checkpoint => &["key", "sig"],
+        Kind::Alert => &["alert"],
+        Kind::Action => &["action"],
+        Kind::Decision => &[
+            "request_id",
+            "identity",
+            "model",
+            "model_version",
+            "input_sha256",
+            "decision",
+            "flags",
+            "output",
+            "sealed",
+            "latency_us",
+        ],
+    }
+}
+
+/// Refuses a member that does not belong to `kind` and a member `kind` requires but lacks.
+fn check_members(kind: Kind, present: &[(&'static str, bool)]) -> Result<(), FormatError> {
+    let allowed = allowed_members(kind);
+    for (name, is_present) in present {
+        if *is_present && !allowed.contains(name) {
+            return Err(FormatError::Malformed(format!(
+                "`{name}` does not belong in a {} line",
+                kind.as_str()
+            )));
+        }
+        if !*is_present && allowed.contains(name) {
+            return Err(missing(kind, name));
+        }
+    }
+    Ok(())
+}
+
+/// What the verifier needs from a line — its place in the chain and, for headers and checkpoints, their
+/// members — read without building the record: the other members are checked for presence and skipped.
+#[derive(Debug)]
+pub(crate) struct Link<'a> {
+    pub(crate) seq: u64,
+    pub(crate) time: Cow<'a, str>,
+    pub(crate) kind: Kind,
+    pub(crate) prev: ChainHash,
+    pub(crate) previous: Option<PreviousSegment>,
+    pub(crate) checkpoint: Option<(KeyId, [u8; 64])>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkLine<'a> {
+    v: u32,
+    seq: u64,
+    #[serde(borrow)]
+    time: Cow<'a, str>,
+    kind: Kind,
+    #[serde(default, deserialize_with = "present")]
+    request_id: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    identity: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    model: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    model_version: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    input_sha256: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    decision: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    flags: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    output: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    sealed: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    latency_us: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    previous: Option<Option<PreviousSegment>>,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    sig: Option<Cow<'a, str>>,
+    #[serde(default, deserialize_with = "present")]
+    alert: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    action: Option<IgnoredAny>,
+    #[serde(borrow)]
+    prev: Cow<'a, str>,
+}
+
+/// Reads a line's link (see [`Link`]); decisions and events are checked for shape, not decoded.
+pub(crate) fn decode_link(line: &[u8]) -> Result<Link<'_>, FormatError> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err(FormatError::LineTooLong { len: line.len() });
+    }
+    let raw: LinkLine<'_> = serde_json::from_slice(line).map_err(|e| {
+        // The full decoder names an unknown version and every shape error the same way.
+        match decode_line(line) {
+            Err(full) => full,
+            Ok(_) => FormatError::Malformed(e.to_string()),
+        }
+    })?;
+    if raw.v != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion(u64::from(raw.v)));
+    }
+    check_time_shape(&raw.time)?;
+    check_members(
+        raw.kind,
+        &[
+            ("request_id", raw.request_id.is_some()),
+            ("identity", raw.identity.is_some()),
+            ("model", raw.model.is_some()),
+            ("model_version", raw.model_version.is_some()),
+            ("input_sha256", raw.input_sha256.is_some()),
+            ("decision", raw.decision.is_some()),
+            ("flags", raw.flags.is_some()),
+            ("output", raw.output.is_some()),
+            ("sealed", raw.sealed.is_some()),
+            ("latency_us", raw.latency_us.is_some()),
+            ("previous", raw.previous.is_some()),
+            ("key", raw.key.is_some()),
+            ("sig", raw.sig.is_some()),
+            ("alert", raw.alert.is_some()),
+            ("action", raw.action.is_some()),
+        ],
+    )?;
+    let prev =
+        ChainHash::from_hex(&raw.prev).map_err(|e| FormatError::Malformed(format!("prev: {e}")))?;
+    let checkpoint = match (&raw.key, &raw.sig) {
+        (Some(key), Some(sig)) => {
+            let key = KeyId::parse(key)
+                .ok_or_else(|| FormatError::Malformed("checkpoint key is not 16 hex".into()))?;
+            let mut bytes = [0u8; 64];
+            hex::decode_to_slice(sig.as_bytes(), &mut bytes)
+                .map_err(|_| FormatError::Malformed("checkpoint sig is not 128 hex".into()))?;
+            Some((key, bytes))
+        }
+        _ => None,
+    };
+    Ok(Link {
+        seq: raw.seq,
+        time: raw.time,
+        kind: raw.kind,
+        prev,
+        previous: raw.previous.flatten(),
+        checkpoint,
+    })
+}
+
+/// The spelling [`format_time`] writes, checked byte by byte (the verifier's hot path; [`parse_time`] is
+/// the full parse).
+fn check_time_shape(t: &str) -> Result<(), FormatError> {
+    const SHAPE: &[u8; 27] = b"dddd-dd-ddTdd:dd:dd.ddddddZ";
+    let ok = t.len() == SHAPE.len()
+        && t.bytes().zip(SHAPE.iter()).all(|(b, s)| match s {
+            b'd' => b.is_ascii_digit(),
+            other => b == *other,
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(FormatError::Malformed(format!(
+            "time {t:?} is not RFC 3339 UTC with six fractional digits"
+        )))
     }
 }
 

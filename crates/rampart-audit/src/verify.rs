@@ -24,7 +24,7 @@ use rampart_crypto::keyfile::KeyId;
 use rampart_crypto::sign::VerifyingKey;
 
 use crate::chain::ChainHash;
-use crate::format::{self, EntryBody, FormatError, LogEntry, PreviousSegment, MAX_LINE_BYTES};
+use crate::format::{self, FormatError, Kind, Link, LogEntry, PreviousSegment, MAX_LINE_BYTES};
 use crate::writer::list_log_files;
 
 #[cfg(test)]
@@ -363,32 +363,32 @@ fn walk_file(named: u64, path: &Path, options: VerifyOptions<'_>) -> FileWalk {
         ..FileWalk::default()
     };
     let result = for_each_line(path, options.progress, |line_no, line| {
-        let entry = format::decode_line(line).map_err(VerifyFailure::Format)?;
-        if entry.seq != walk.next_seq {
-            return Err(VerifyFailure::SeqMismatch { found: entry.seq });
+        let link = format::decode_link(line).map_err(VerifyFailure::Format)?;
+        if link.seq != walk.next_seq {
+            return Err(VerifyFailure::SeqMismatch { found: link.seq });
         }
         if line_no == 1 {
-            walk.first_prev = Some(entry.prev);
-            walk.header = header(&entry, named)?;
+            walk.first_prev = Some(link.prev);
+            walk.header = header(&link, named)?;
         } else {
-            if entry.prev != walk.last_hash {
+            if link.prev != walk.last_hash {
                 return Err(VerifyFailure::PrevMismatch {
-                    found: entry.prev,
+                    found: link.prev,
                     expected: walk.last_hash,
                 });
             }
-            match &entry.body {
-                EntryBody::Segment(_) => {
+            match link.kind {
+                Kind::Segment => {
                     return Err(VerifyFailure::SegmentHeader(
                         "segment header inside a file (only its first line may be one)".into(),
                     ))
                 }
-                EntryBody::Decision(_) => walk.decisions += 1,
-                EntryBody::Alert(_) | EntryBody::Action(_) => walk.events += 1,
-                EntryBody::Checkpoint { key, sig } => {
-                    check_signature(&entry, *key, sig, options.public_key)?;
+                Kind::Decision => walk.decisions += 1,
+                Kind::Alert | Kind::Action => walk.events += 1,
+                Kind::Checkpoint => {
+                    check_signature(&link, options.public_key)?;
                     walk.checkpoints += 1;
-                    walk.last_checkpoint = Some(entry.seq);
+                    walk.last_checkpoint = Some(link.seq);
                 }
             }
         }
@@ -408,14 +408,14 @@ fn walk_file(named: u64, path: &Path, options: VerifyOptions<'_>) -> FileWalk {
 }
 
 /// Checks a file's first line: a segment header consistent with its own place.
-fn header(entry: &LogEntry, named: u64) -> Result<Option<PreviousSegment>, VerifyFailure> {
-    let EntryBody::Segment(previous) = &entry.body else {
+fn header(entry: &Link<'_>, named: u64) -> Result<Option<PreviousSegment>, VerifyFailure> {
+    if entry.kind != Kind::Segment {
         return Err(VerifyFailure::SegmentHeader(format!(
             "the first line is a {} line, not a segment header",
-            entry.kind().as_str()
+            entry.kind.as_str()
         )));
-    };
-    match previous {
+    }
+    match &entry.previous {
         None if named == 0 => Ok(None),
         None => Err(VerifyFailure::SegmentHeader(
             "names no file before it, but does not start the log".into(),
@@ -437,24 +437,22 @@ fn header(entry: &LogEntry, named: u64) -> Result<Option<PreviousSegment>, Verif
 }
 
 fn check_signature(
-    entry: &LogEntry,
-    key: KeyId,
-    sig: &[u8; 64],
+    link: &Link<'_>,
     public_key: Option<&VerifyingKey>,
 ) -> Result<(), VerifyFailure> {
-    let Some(public) = public_key else {
+    let (Some(public), Some((key, sig))) = (public_key, &link.checkpoint) else {
         return Ok(());
     };
-    if key != public.id() {
+    if *key != public.id() {
         return Err(VerifyFailure::UnknownKey {
             expected: public.id(),
-            found: key,
+            found: *key,
         });
     }
-    let time = format::format_time(entry.time).map_err(VerifyFailure::Format)?;
+    // The time as written: the signature covers the line's own spelling.
     public
         .verify(
-            &format::checkpoint_message(entry.seq, &entry.prev, &time),
+            &format::checkpoint_message(link.seq, &link.prev, &link.time),
             sig,
         )
         .map_err(|_| VerifyFailure::BadSignature)

@@ -609,10 +609,19 @@ impl Shared {
             .as_ref()
             .is_some_and(|a| a.writer.policy().store_input);
         let features = decision.features.as_ref().filter(|_| keeps)?;
+        // Each f32 written in its shortest decimal form ("5.1", not 5.099999904632568), which reads back as
+        // the same f32: the replayed input is bit-identical to the one the model saw.
+        let number = |x: &f32| {
+            x.to_string()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)
+        };
         Some(serde_json::Value::Array(
             features
                 .iter_rows()
-                .map(|row| serde_json::json!(row))
+                .map(|row| serde_json::Value::Array(row.iter().map(number).collect()))
                 .collect(),
         ))
     }

@@ -216,4 +216,13 @@ fn serve_without_config_runs_the_embedded_demo() {
     let _ = child.kill();
     let _ = child.wait();
     assert!(dir.path().join("audit").exists());
+    // The demo signs its checkpoints with a key of its own, kept for the next run.
+    let key = dir.path().join("audit-signing.key");
+    assert!(key.exists() && dir.path().join("audit-signing.key.pub").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the private key is the owner's only");
+    }
 }
