@@ -1,4 +1,4 @@
-//! The one error type of the two-sample tests and detectors ([`crate::ks`], [`crate::psi`], [`crate::chi2`],
+//! The one error type of the two-sample tests and detectors ([`crate::ks`], [`mod@crate::psi`], [`crate::chi2`],
 //! [`crate::mmd`], [`crate::shapiro`], [`crate::prada`], [`crate::monitor`]).
 //!
 //! They share it because their failures are the same few shapes (too little data, a value that is not a

@@ -29,6 +29,10 @@
 //! Model-extraction detection: [`shapiro::shapiro_wilk`] (Royston's AS R94) and [`prada::Prada`] per client,
 //! with [`prada::PradaTracker`] bounding memory over many clients.
 //!
+//! Windowed aggregates the monitor crate drives (no clock, no I/O): [`monitor::DriftMonitor`] (per-feature
+//! KS/PSI or chi-square with Bonferroni, plus MMD, against the baseline's reference sample),
+//! [`monitor::PredictionDrift`] (class mix and confidence histogram) and [`monitor::RollingAccuracy`].
+//!
 //! Errors of all of the above are one [`StatError`]: too few values, a non-finite value, a wrong width, a
 //! degenerate sample. None of them panics on input.
 //!
@@ -54,6 +58,7 @@ pub mod error;
 pub mod ks;
 pub mod mahalanobis;
 pub mod mmd;
+pub mod monitor;
 pub mod page_hinkley;
 pub mod prada;
 pub mod psi;
@@ -69,6 +74,7 @@ pub use error::StatError;
 pub use ks::{ks_2samp, KsMethod, KsTest};
 pub use mahalanobis::{chi2_threshold, Mahalanobis, MahalanobisError};
 pub use mmd::{mmd2, mmd_permutation_test, Mmd, MmdTest};
+pub use monitor::{DriftMonitor, DriftReport, PredictionDrift, RollingAccuracy};
 pub use page_hinkley::PageHinkley;
 pub use prada::{Prada, PradaTracker};
 pub use psi::{psi, Psi, PsiReference};

@@ -1,7 +1,7 @@
 //! Maximum Mean Discrepancy between two multivariate samples, RBF kernel, median-heuristic bandwidth, with a
 //! permutation test.
 //!
-//! Why: per-feature tests ([`crate::ks`], [`crate::psi`]) miss a change in how features move *together* (a
+//! Why: per-feature tests ([`crate::ks`], [`mod@crate::psi`]) miss a change in how features move *together* (a
 //! rotated cloud has the same marginals). MMD compares whole distributions through a kernel: it is zero only
 //! when they are equal (the RBF kernel is characteristic).
 //!
