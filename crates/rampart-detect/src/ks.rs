@@ -21,7 +21,7 @@ mod kstwo;
 #[cfg(test)]
 mod tests;
 
-pub use kstwo::kstwo_sf;
+pub use kstwo::{kstwo_sf, MAX_EXACT_KSTWO_N};
 
 use crate::error::{check_finite, check_len, StatError};
 
@@ -115,13 +115,14 @@ fn gcd(mut a: usize, mut b: usize) -> usize {
 }
 
 /// Exact `P(D_{n,m} >= d)` for continuous data (SciPy's `_attempt_exact_2kssamp`, two-sided), or `None` when
-/// the computation leaves `[0, 1]` (SciPy then falls back too).
+/// the computation leaves `[0, 1]` (SciPy then falls back too) or a size exceeds [`MAX_EXACT_N`] (the
+/// recursion is `O(n·m)`; SciPy's explicit `method='exact'` would still try).
 ///
 /// `d` is first snapped to the lattice `h / lcm(n, m)`, so a `d` carrying rounding error from the ECDF
 /// division counts as the lattice value it stands for.
 #[must_use]
 pub fn p_value_exact(n: usize, m: usize, d: f64) -> Option<f64> {
-    if n == 0 || m == 0 || !d.is_finite() {
+    if n == 0 || m == 0 || n.max(m) > MAX_EXACT_N || !d.is_finite() {
         return None;
     }
     let g = gcd(n, m);

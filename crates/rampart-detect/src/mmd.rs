@@ -30,6 +30,11 @@ use crate::error::StatError;
 /// Default number of permutations for the p-value: resolution 1/201, enough to decide at α = 0.01.
 pub const DEFAULT_PERMUTATIONS: usize = 200;
 
+/// Most pooled rows (`n + m`) accepted: the kernel matrix is `N²` doubles (200 MB at this bound), so larger
+/// inputs are refused rather than allowed to exhaust memory. Subsample first (as
+/// [`crate::monitor::DriftMonitor`] does).
+pub const MAX_POOLED_ROWS: usize = 5000;
+
 /// The statistic and the pieces it is made of.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Mmd {
@@ -75,6 +80,12 @@ fn pool<R: AsRef<[f64]>>(x: &[R], y: &[R]) -> Result<(Vec<f64>, usize), StatErro
                 got: s,
             });
         }
+    }
+    if x.len() + y.len() > MAX_POOLED_ROWS {
+        return Err(StatError::InvalidParameter {
+            name: "x/y",
+            problem: "more pooled rows than MAX_POOLED_ROWS",
+        });
     }
     let d = x[0].as_ref().len();
     if d == 0 {
@@ -220,7 +231,8 @@ fn median(v: &mut [f64]) -> f64 {
 ///
 /// [`StatError::TooFew`] for fewer than 2 rows in a sample or zero width, [`StatError::WidthMismatch`] for a
 /// row of another width than `x[0]`, [`StatError::NonFinite`], [`StatError::Degenerate`] when σ = 0 (more than
-/// half of the pooled pairs are identical points).
+/// half of the pooled pairs are identical points), [`StatError::InvalidParameter`] above
+/// [`MAX_POOLED_ROWS`].
 pub fn mmd2<R: AsRef<[f64]>>(x: &[R], y: &[R]) -> Result<Mmd, StatError> {
     let kernel = Kernel::new(x, y)?;
     let idx: Vec<usize> = (0..kernel.n + kernel.m).collect();

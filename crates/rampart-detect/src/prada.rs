@@ -454,8 +454,11 @@ impl<K: Hash + Eq + Clone> PradaTracker<K> {
     ///
     /// # Errors
     ///
-    /// As [`Prada::observe`]; a refused query still refreshes nothing and admits nobody.
+    /// As [`Prada::observe`]. A refused query neither admits a new identity nor evicts one; a known identity's
+    /// query of the wrong width is refused by its detector.
     pub fn observe(&mut self, id: &K, x: &[f64], class: u32) -> Result<IdentityReport, StatError> {
+        // Everything that can refuse a query for a fresh identity is checked before it is admitted.
+        crate::error::check_len("query", x, 1)?;
         crate::error::check_finite("query", x)?;
         self.clock += 1;
         let now = self.clock;

@@ -39,7 +39,12 @@ fn ldexp(mut x: f64, mut e: i64) -> f64 {
     x * 2f64.powi(e as i32)
 }
 
-/// `P(D_n >= x)`; NaN for `n == 0`.
+/// Above this `n` the limiting Kolmogorov distribution is used: it is within `O(1/sqrt(n))` (relative
+/// ~1e-3) there, and the exact tail sum would cost `O(n)` per call.
+pub const MAX_EXACT_KSTWO_N: u64 = 1_000_000;
+
+/// `P(D_n >= x)`; NaN for `n == 0`. For `n >` [`MAX_EXACT_KSTWO_N`], the limiting distribution
+/// [`super::kolmogorov_sf`]`(sqrt(n) x)`.
 #[must_use]
 pub fn kstwo_sf(n: u64, x: f64) -> f64 {
     if n == 0 || x.is_nan() {
@@ -52,6 +57,9 @@ pub fn kstwo_sf(n: u64, x: f64) -> f64 {
         return 1.0;
     }
     let nf = n as f64;
+    if n > MAX_EXACT_KSTWO_N {
+        return super::kolmogorov_sf(nf.sqrt() * x);
+    }
     let t = nf * x;
     if t <= 1.0 {
         if t <= 0.5 {

@@ -70,3 +70,13 @@ fn shuffle_is_a_permutation() {
     assert_eq!(s, (0..100).collect::<Vec<_>>());
     assert_ne!(v, s);
 }
+
+#[test]
+fn too_many_pooled_rows_are_refused_not_allocated() {
+    let x = vec![vec![0.0]; MAX_POOLED_ROWS];
+    let y = vec![vec![1.0]; 2];
+    assert!(matches!(
+        mmd2(&x, &y),
+        Err(StatError::InvalidParameter { .. })
+    ));
+}

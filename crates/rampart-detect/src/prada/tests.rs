@@ -117,3 +117,13 @@ fn tracker_refuses_nan_without_admitting() {
     assert!(t.observe(&1_u8, &[f64::NAN], 0).is_err());
     assert!(t.is_empty());
 }
+
+#[test]
+fn tracker_refuses_an_empty_query_without_admitting() {
+    let mut t = PradaTracker::new(TrackerConfig::default()).unwrap();
+    assert!(matches!(
+        t.observe(&1_u8, &[], 0),
+        Err(StatError::TooFew { .. })
+    ));
+    assert!(t.is_empty());
+}
