@@ -54,6 +54,49 @@ const KNOWN: &[(&str, Checker, usize)] = &[
     ("cusum.json", changepoint::run_cusum, 28),
 ];
 
+/// The schema is closed in both directions: for every file, dropping any one field of the first case's
+/// `expected` or `input`, or adding one, makes its checker fail.
+#[test]
+fn a_missing_or_extra_field_fails_every_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    for (name, run, _) in KNOWN {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap();
+        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for part in ["expected", "input"] {
+            let keys: Vec<String> = file["cases"][0][part]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            for key in &keys {
+                let mut broken = file.clone();
+                broken["cases"][0][part]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(key);
+                let mut check = Check::new(name);
+                run(&broken.to_string(), &mut check);
+                assert!(
+                    !check.failures.is_empty(),
+                    "{name}: no failure without {part}.{key}"
+                );
+            }
+            let mut extra = file.clone();
+            extra["cases"][0][part]
+                .as_object_mut()
+                .unwrap()
+                .insert("unexpected".into(), serde_json::Value::Null);
+            let mut check = Check::new(name);
+            run(&extra.to_string(), &mut check);
+            assert!(
+                !check.failures.is_empty(),
+                "{name}: no failure with an extra {part} field"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_case_of_every_vector_file_matches() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");

@@ -52,8 +52,11 @@ struct PhInput {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PhExpected {
+    #[serde(deserialize_with = "crate::common::required")]
     first_alarm: Option<usize>,
+    #[serde(deserialize_with = "crate::common::required")]
     ph_up_at_alarm: Option<f64>,
+    #[serde(deserialize_with = "crate::common::required")]
     ph_down_at_alarm: Option<f64>,
     alarms_with_reset: Vec<usize>,
 }
@@ -177,9 +180,13 @@ struct CusumInput {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CusumExpected {
+    #[serde(deserialize_with = "crate::common::required")]
     first_alarm: Option<usize>,
+    #[serde(deserialize_with = "crate::common::required")]
     side: Option<String>,
+    #[serde(deserialize_with = "crate::common::required")]
     s_plus_at_alarm: Option<f64>,
+    #[serde(deserialize_with = "crate::common::required")]
     s_minus_at_alarm: Option<f64>,
     alarms_with_reset: Vec<usize>,
 }

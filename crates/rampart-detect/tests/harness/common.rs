@@ -29,6 +29,16 @@ pub struct Versions {
     pub river: String,
 }
 
+/// For `Option` fields: `null` is `None`, but the key must be there. (Serde would otherwise read a missing
+/// `Option` field as `None`, and a file that lost a field would still pass.)
+pub fn required<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
+}
+
 /// Collects failures of one file instead of stopping at the first.
 pub struct Check {
     pub file: String,

@@ -63,6 +63,7 @@ struct TwoExpected {
     statistic: f64,
     pvalue: f64,
     method_auto: String,
+    #[serde(deserialize_with = "crate::common::required")]
     pvalue_exact: Option<f64>,
     pvalue_asymp: f64,
     pvalue_kolmogorov: f64,

@@ -117,7 +117,9 @@ struct StreamExpected {
     d: Vec<f64>,
     n_kept: usize,
     #[serde(rename = "W_final")]
+    #[serde(deserialize_with = "crate::common::required")]
     w_final: Option<f64>,
+    #[serde(deserialize_with = "crate::common::required")]
     pvalue_final: Option<f64>,
     alarm_final: BTreeMap<String, bool>,
     first_alarm: BTreeMap<String, Option<usize>>,

@@ -72,10 +72,12 @@ struct Expected {
     n: u64,
     mean: f64,
     var_population: f64,
+    #[serde(deserialize_with = "crate::common::required")]
     var_sample: Option<f64>,
     tolerance: CaseTol,
     numpy_mean: f64,
     numpy_var_population: f64,
+    #[serde(deserialize_with = "crate::common::required")]
     numpy_var_sample: Option<f64>,
 }
 
@@ -84,6 +86,7 @@ struct Expected {
 struct CaseTol {
     mean_atol: f64,
     var_population_atol: f64,
+    #[serde(deserialize_with = "crate::common::required")]
     var_sample_atol: Option<f64>,
 }
 
