@@ -5,8 +5,9 @@
 //! channel and no I/O, so they are tested like the statistics they combine. The monitor crate owns the
 //! observation channel, decides when to feed them and turns their reports into alerts.
 //!
-//! Every window is *tumbling*: a report covers exactly `window` observations and the next window starts
-//! empty, so one report never double-counts an observation and memory is `O(window × width)`.
+//! The drift windows are *tumbling*: a report covers exactly `window` observations and the next window starts
+//! empty, so no observation is counted in two reports (the tests' p-values assume independent windows) and
+//! memory is `O(window × width)`. Accuracy slides instead, because a floor is checked after every outcome.
 
 #[cfg(test)]
 mod tests;
@@ -403,8 +404,9 @@ pub struct PredictionDriftReport {
     pub window: u64,
     /// Predictions in the window.
     pub predictions: usize,
-    /// Chi-square of the window's class counts against the expected ones; `None` when not computable (all
-    /// predictions in one class the reference never saw cannot be: the unseen column is kept).
+    /// Chi-square of the window's class counts (plus one column for class indices beyond the expected ones)
+    /// against the expected counts. `None` only if the test cannot be computed, which the constructor's checks
+    /// rule out for a non-empty window.
     pub classes: Option<Chi2Test>,
     /// PSI of the window's confidence histogram against the reference one, when a reference was given.
     pub confidence_psi: Option<f64>,

@@ -17,8 +17,8 @@
 //!
 //! Deviations from the paper, all for bounded memory and all off the reference vectors' path: the growing sets
 //! of one identity hold at most [`Config::max_stored_queries`] queries in total (past that, new queries are
-//! still measured against the stored ones but no longer join a set), and `D` keeps the most recent
-//! [`Config::max_distances`] distances.
+//! still measured against the stored ones but no longer join a set, and a class first seen then is not
+//! tracked), and `D` keeps the most recent [`Config::max_distances`] distances.
 
 #[cfg(test)]
 mod tests;
@@ -184,20 +184,18 @@ impl Prada {
             alarm: false,
         };
         match self.classes.get_mut(&class) {
+            // Without room a new class is not even recorded, so the number of classes held is bounded by
+            // `max_stored_queries` too; its queries stay "first queries" (nothing to measure against).
+            None if !room => {}
             None => {
                 let mut dists = Welford::new();
                 dists.push(0.0);
-                let set = if room {
-                    self.stored += 1;
-                    obs.added = true;
-                    x.to_vec()
-                } else {
-                    Vec::new()
-                };
+                self.stored += 1;
+                obs.added = true;
                 self.classes.insert(
                     class,
                     ClassState {
-                        set,
+                        set: x.to_vec(),
                         dists,
                         threshold: 0.0,
                     },
@@ -215,7 +213,6 @@ impl Prada {
                             .sqrt()
                     })
                     .fold(f64::INFINITY, f64::min);
-                // A class whose set never got room has no distance to report.
                 if dmin.is_finite() {
                     obs.dmin = Some(dmin);
                     if self.distances.len() == self.config.max_distances {
