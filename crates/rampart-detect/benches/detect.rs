@@ -1,10 +1,13 @@
-//! Request-path cost of the two per-row scores at a typical tabular width (30 features).
+//! Request-path cost of the two per-row scores at a typical tabular width (30 features), and the per-call cost
+//! of the monitor-side statistics: MMD with its permutation test (window 200 × 30 against a 500-row reference,
+//! the default 200 permutations) and Shapiro–Wilk at n = 50, 200, 1000 (PRADA runs one per query).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
-use rampart_detect::{BaselineBuilder, Mahalanobis, ZScore};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rampart_detect::mmd::{mmd_permutation_test, DEFAULT_PERMUTATIONS};
+use rampart_detect::{shapiro_wilk, BaselineBuilder, Mahalanobis, ZScore};
 
 const WIDTH: usize = 30;
 
@@ -32,5 +35,49 @@ fn detect(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, detect);
+/// Deterministic pseudo-random rows (SplitMix64 → uniform), so runs compare.
+fn rows(n: usize, d: usize, seed: u64, shift: f64) -> Vec<Vec<f64>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1_u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| (0..d).map(|_| next() + shift).collect())
+        .collect()
+}
+
+fn mmd(c: &mut Criterion) {
+    let reference = rows(500, WIDTH, 1, 0.0);
+    let window = rows(200, WIDTH, 2, 0.05);
+    let mut group = c.benchmark_group("mmd");
+    group.sample_size(10);
+    group.bench_function("mmd_perm200_window200_ref500_w30", |b| {
+        b.iter(|| {
+            mmd_permutation_test(
+                black_box(&reference),
+                black_box(&window),
+                DEFAULT_PERMUTATIONS,
+                7,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn shapiro(c: &mut Criterion) {
+    let mut group = c.benchmark_group("shapiro");
+    for n in [50_usize, 200, 1000] {
+        let x: Vec<f64> = rows(n, 1, 3, 0.0).into_iter().map(|r| r[0]).collect();
+        group.bench_with_input(BenchmarkId::from_parameter(n), &x, |b, x| {
+            b.iter(|| shapiro_wilk(black_box(x)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, detect, mmd, shapiro);
 criterion_main!(benches);

@@ -15,7 +15,9 @@
 //!   "covariance": [[166.41]],
 //!   "mahalanobis": {"ridge": 1e-6, "p99": 2.6, "p999": 3.3, "max": 3.8},
 //!   "reference_sample": [[40.0], [52.0]],
-//!   "label_counts": {"0": 4100, "1": 900}
+//!   "label_counts": {"0": 4100, "1": 900},
+//!   "predictions": {"class_counts": {"0": 4180, "1": 820},
+//!                   "confidence_histogram": [0, 0, 0, 0, 0, 210, 340, 600, 1150, 2700]}
 //! }
 //! ```
 //!
@@ -28,6 +30,10 @@
 //! - `mahalanobis` holds the ridge used and the 99th and 99.9th percentiles and maximum of the training rows'
 //!   own Mahalanobis distances: empirical thresholds that do not assume normality.
 //! - `label_counts` is present only when labels were given.
+//! - `predictions` (optional; files written before it existed still load) is the model's own output on the
+//!   profiled rows: predicted-class counts and a histogram of the top confidence over [`CONFIDENCE_BINS`]
+//!   equal-width bins of `[0, 1]` (the last bin closed). Prediction-drift monitors compare live windows with
+//!   it; without it they fall back to `label_counts`.
 //!
 //! A loader calls [`Baseline::from_json`] (parse, then [`Baseline::validate`]) and never uses an unchecked file.
 
@@ -54,6 +60,16 @@ pub const DEFAULT_RIDGE: f64 = 1e-6;
 /// The most distinct labels [`BaselineBuilder::push_label`] accepts: labels are classes, and a regression
 /// target pushed by mistake would otherwise grow the file without bound.
 pub const MAX_DISTINCT_LABELS: usize = 10_000;
+
+/// Bins of the confidence histogram in [`PredictionProfile`]: ten equal-width bins over `[0, 1]`.
+pub const CONFIDENCE_BINS: usize = 10;
+
+/// The [`CONFIDENCE_BINS`] bin of a confidence in `[0, 1]`; 1.0 goes to the last bin.
+#[must_use]
+pub fn confidence_bin(confidence: f64) -> usize {
+    // Truncation is the binning; the min puts 1.0 (and anything above) in the last bin.
+    ((confidence * CONFIDENCE_BINS as f64) as usize).min(CONFIDENCE_BINS - 1)
+}
 
 /// Errors from building, checking or parsing a baseline.
 #[derive(Debug, Error)]
@@ -146,6 +162,19 @@ pub struct Baseline {
     /// Rows per label, when labels were given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_counts: Option<BTreeMap<String, u64>>,
+    /// The model's predictions on the profiled rows, when they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predictions: Option<PredictionProfile>,
+}
+
+/// What the model predicted on the profiled rows (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionProfile {
+    /// Predictions per class label.
+    pub class_counts: BTreeMap<String, u64>,
+    /// Predictions per confidence bin ([`confidence_bin`]).
+    pub confidence_histogram: [u64; CONFIDENCE_BINS],
 }
 
 /// Statistics of one feature.
@@ -446,6 +475,29 @@ impl Baseline {
                 ));
             }
         }
+
+        if let Some(p) = &self.predictions {
+            if p.class_counts.is_empty() || p.class_counts.len() > MAX_DISTINCT_LABELS {
+                return Err(invalid(
+                    "predictions.class_counts",
+                    "empty or too many classes",
+                ));
+            }
+            let classes = p
+                .class_counts
+                .values()
+                .try_fold(0_u64, |acc, &c| acc.checked_add(c));
+            let bins = p
+                .confidence_histogram
+                .iter()
+                .try_fold(0_u64, |acc, &c| acc.checked_add(c));
+            if classes != bins || classes == Some(0) {
+                return Err(invalid(
+                    "predictions",
+                    "class counts and confidence histogram must have the same, non-zero total",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -480,6 +532,7 @@ pub struct BaselineBuilder {
     moments: CoMoments,
     labels: BTreeMap<String, u64>,
     labels_pushed: u64,
+    predictions: Option<PredictionProfile>,
     ridge: f64,
 }
 
@@ -501,6 +554,7 @@ impl BaselineBuilder {
             moments: CoMoments::new(d),
             labels: BTreeMap::new(),
             labels_pushed: 0,
+            predictions: None,
             ridge: DEFAULT_RIDGE,
         }
     }
@@ -569,6 +623,35 @@ impl BaselineBuilder {
             self.labels.insert(label.to_owned(), 1);
         }
         self.labels_pushed += 1;
+        Ok(())
+    }
+
+    /// Records one prediction of the model on a profiled row (its label and top confidence). Optional; when
+    /// used, the baseline carries [`Baseline::predictions`].
+    ///
+    /// # Errors
+    ///
+    /// [`BaselineError::Invalid`] for a confidence outside `[0, 1]` (NaN included),
+    /// [`BaselineError::TooManyLabels`] past [`MAX_DISTINCT_LABELS`] classes.
+    pub fn push_prediction(&mut self, label: &str, confidence: f64) -> Result<(), BaselineError> {
+        if !(0.0..=1.0).contains(&confidence) {
+            return Err(invalid("prediction confidence", "must be in [0, 1]"));
+        }
+        let p = self.predictions.get_or_insert_with(|| PredictionProfile {
+            class_counts: BTreeMap::new(),
+            confidence_histogram: [0; CONFIDENCE_BINS],
+        });
+        if let Some(c) = p.class_counts.get_mut(label) {
+            *c += 1;
+        } else {
+            if p.class_counts.len() >= MAX_DISTINCT_LABELS {
+                return Err(BaselineError::TooManyLabels {
+                    max: MAX_DISTINCT_LABELS,
+                });
+            }
+            p.class_counts.insert(label.to_owned(), 1);
+        }
+        p.confidence_histogram[confidence_bin(confidence)] += 1;
         Ok(())
     }
 
@@ -653,6 +736,7 @@ impl BaselineBuilder {
             mahalanobis,
             reference_sample,
             label_counts: (self.labels_pushed > 0).then_some(self.labels),
+            predictions: self.predictions,
         };
         baseline.validate()?;
         Ok(baseline)

@@ -337,3 +337,46 @@ fn validate_catches_inconsistencies() {
         assert!(b.validate().is_err(), "{what} was accepted");
     }
 }
+
+#[test]
+fn a_file_without_predictions_still_loads_and_writes_none() {
+    let base = sample(20);
+    assert_eq!(base.predictions, None);
+    let json = base.to_json().unwrap();
+    assert!(!json.contains("predictions"));
+    assert_eq!(Baseline::from_json(json.as_bytes()).unwrap(), base);
+}
+
+#[test]
+fn predictions_are_recorded_and_round_trip() {
+    let mut b = BaselineBuilder::new(["x"]);
+    for i in 0..10_u32 {
+        b.push(&[f64::from(i)]).unwrap();
+        b.push_prediction(if i < 7 { "a" } else { "b" }, f64::from(i) / 9.0)
+            .unwrap();
+    }
+    assert!(b.push_prediction("a", f64::NAN).is_err());
+    assert!(b.push_prediction("a", 1.5).is_err());
+    let base = b.finish().unwrap();
+    let p = base.predictions.as_ref().unwrap();
+    assert_eq!(p.class_counts["a"], 7);
+    assert_eq!(p.confidence_histogram.iter().sum::<u64>(), 10);
+    // Only 9/9 = 1.0 reaches the last bin (8/9 is in bin 8): the last bin is closed at 1.
+    assert_eq!(p.confidence_histogram[super::CONFIDENCE_BINS - 1], 1);
+    let back = Baseline::from_json(base.to_json().unwrap().as_bytes()).unwrap();
+    assert_eq!(back, base);
+}
+
+#[test]
+fn inconsistent_predictions_are_refused() {
+    let mut b = BaselineBuilder::new(["x"]);
+    for i in 0..4_u32 {
+        b.push(&[f64::from(i)]).unwrap();
+        b.push_prediction("a", 0.9).unwrap();
+    }
+    let mut base = b.finish().unwrap();
+    if let Some(p) = base.predictions.as_mut() {
+        p.confidence_histogram[0] += 1;
+    }
+    assert!(base.validate().is_err());
+}

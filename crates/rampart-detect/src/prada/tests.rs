@@ -1,0 +1,129 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+fn benign(i: u32) -> Vec<f64> {
+    let t = f64::from(i);
+    vec![
+        (t * 1.7).sin() * 3.0,
+        (t * 0.9).cos() * 2.0,
+        (t * 2.3).sin(),
+    ]
+}
+
+#[test]
+fn invalid_config_is_refused() {
+    let c = Config {
+        delta: 1.5,
+        ..Config::default()
+    };
+    assert!(Prada::new(c).is_err());
+    let t = TrackerConfig {
+        max_identities: 0,
+        ..TrackerConfig::default()
+    };
+    assert!(PradaTracker::<u32>::new(t).is_err());
+}
+
+#[test]
+fn bad_queries_are_refused_without_changing_state() {
+    let mut p = Prada::new(Config::default()).unwrap();
+    p.observe(&[1.0, 2.0], 0).unwrap();
+    assert!(matches!(
+        p.observe(&[1.0, f64::NAN], 0),
+        Err(StatError::NonFinite { .. })
+    ));
+    assert!(matches!(
+        p.observe(&[1.0], 0),
+        Err(StatError::WidthMismatch { .. })
+    ));
+    assert!(matches!(p.observe(&[], 0), Err(StatError::TooFew { .. })));
+    assert_eq!(p.queries(), 1);
+}
+
+#[test]
+fn first_query_of_a_class_records_no_distance() {
+    let mut p = Prada::new(Config::default()).unwrap();
+    let o = p.observe(&[0.0, 0.0], 3).unwrap();
+    assert_eq!(o.dmin, None);
+    assert!(o.added);
+    let o = p.observe(&[3.0, 4.0], 3).unwrap();
+    assert_eq!(o.dmin, Some(5.0));
+    assert_eq!(p.distances().len(), 1);
+}
+
+#[test]
+fn identical_queries_never_alarm() {
+    let mut p = Prada::new(Config::default()).unwrap();
+    for _ in 0..300 {
+        let o = p.observe(&[1.0, 1.0], 0).unwrap();
+        assert!(!o.alarm);
+    }
+}
+
+#[test]
+fn stored_queries_and_distances_are_bounded() {
+    let config = Config {
+        max_stored_queries: 10,
+        max_distances: 50,
+        ..Config::default()
+    };
+    let mut p = Prada::new(config).unwrap();
+    for i in 0..500 {
+        p.observe(&benign(i), i % 3).unwrap();
+    }
+    let stored: usize = p.growing_set_sizes().map(|(_, s)| s).sum();
+    assert!(stored <= 10);
+    assert!(p.distances().len() <= 50);
+}
+
+#[test]
+fn tracker_evicts_the_least_recently_seen_identity() {
+    let config = TrackerConfig {
+        max_identities: 2,
+        ..TrackerConfig::default()
+    };
+    let mut t = PradaTracker::new(config).unwrap();
+    t.observe(&"a", &[1.0], 0).unwrap();
+    t.observe(&"b", &[1.0], 0).unwrap();
+    t.observe(&"a", &[2.0], 0).unwrap();
+    t.observe(&"c", &[1.0], 0).unwrap();
+    assert_eq!(t.len(), 2);
+    assert!(t.get(&"b").is_none());
+    assert_eq!(t.get(&"a").unwrap().queries(), 2);
+    assert_eq!(t.evicted(), 1);
+}
+
+#[test]
+fn tracker_reports_count_and_coverage() {
+    let edges = vec![[-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]; 2];
+    let config = TrackerConfig {
+        coverage: Some(Coverage::from_edges(edges)),
+        ..TrackerConfig::default()
+    };
+    let mut t = PradaTracker::new(config).unwrap();
+    let r = t.observe(&7_u64, &[0.5, 0.5], 1).unwrap();
+    assert_eq!(r.queries, 1);
+    assert_eq!(r.coverage, Some(2.0 / 16.0));
+    let r = t.observe(&7_u64, &[-10.0, 10.0], 1).unwrap();
+    assert_eq!(r.queries, 2);
+    assert_eq!(r.coverage, Some(4.0 / 16.0));
+    assert_eq!(t.coverage(&7), Some(0.25));
+}
+
+#[test]
+fn tracker_refuses_nan_without_admitting() {
+    let mut t = PradaTracker::new(TrackerConfig::default()).unwrap();
+    assert!(t.observe(&1_u8, &[f64::NAN], 0).is_err());
+    assert!(t.is_empty());
+}
+
+#[test]
+fn tracker_refuses_an_empty_query_without_admitting() {
+    let mut t = PradaTracker::new(TrackerConfig::default()).unwrap();
+    assert!(matches!(
+        t.observe(&1_u8, &[], 0),
+        Err(StatError::TooFew { .. })
+    ));
+    assert!(t.is_empty());
+}
