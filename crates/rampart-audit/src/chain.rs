@@ -52,6 +52,15 @@ impl ChainHash {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Appends the 64 lowercase hex digits to `out`, without an intermediate `String` (the writer's hot path).
+    pub fn write_hex(&self, out: &mut Vec<u8>) {
+        let mut digits = [0u8; 64];
+        // 32 bytes always fit 64 digits; the error arm cannot happen and writes nothing rather than panic.
+        if hex::encode_to_slice(self.0, &mut digits).is_ok() {
+            out.extend_from_slice(&digits);
+        }
+    }
 }
 
 /// The default is [`ChainHash::GENESIS`]: what an empty log links to.

@@ -623,17 +623,19 @@ impl EncodedRecord {
 
     /// Appends the finished line, without `\n`, to `out`.
     pub fn frame_into(&self, seq: u64, prev: &ChainHash, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         out.extend_from_slice(br#"{"v":"#);
-        out.extend_from_slice(FORMAT_VERSION.to_string().as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{FORMAT_VERSION}");
         out.extend_from_slice(br#","seq":"#);
-        out.extend_from_slice(seq.to_string().as_bytes());
+        let _ = write!(out, "{seq}");
         out.extend_from_slice(br#","time":""#);
         // The time string is digits and `-:.TZ` only, so it needs no escaping.
         out.extend_from_slice(self.time.as_bytes());
         out.extend_from_slice(br#"","#);
         out.extend_from_slice(&self.body);
         out.extend_from_slice(br#","prev":""#);
-        out.extend_from_slice(prev.to_hex().as_bytes());
+        prev.write_hex(out);
         out.extend_from_slice(br#""}"#);
     }
 
