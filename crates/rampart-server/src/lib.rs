@@ -31,6 +31,7 @@ pub mod review;
 mod routes;
 pub mod secret;
 pub mod tls;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::time::Duration;
