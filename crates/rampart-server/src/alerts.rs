@@ -5,7 +5,8 @@
 //! identity by its keyed pseudonym when the audit pseudonymizes, logs a `WARN` line, and queues the alert.
 //! One task drains the bounded queue into the sinks: the JSON-lines file (`<data-dir>/alerts/alerts.jsonl`),
 //! the audit log (each alert is also an `alert` record, so the tamper-evident log holds it) and, when
-//! configured, the webhook. An alert that does not fit the queue is counted (`rampart_alerts_dropped_total`)
+//! configured, the webhook (`[alerts.webhook]`: POST JSON, retries with backoff, bounded queue, the URL from
+//! a secret file; see [`crate::webhook`]). An alert that does not fit the queue is counted (`rampart_alerts_dropped_total`)
 //! and still logged.
 
 use std::collections::HashMap;
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use rampart_audit::{AuditWriter, EventKind};
+
+use crate::webhook::WebhookHandle;
 use serde::Serialize;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
@@ -67,6 +70,8 @@ pub struct AlertSinks {
     pub file: PathBuf,
     /// The audit log, when it is on: each alert becomes an `alert` record.
     pub audit: Option<AuditWriter>,
+    /// The webhook, when configured.
+    pub webhook: Option<WebhookHandle>,
 }
 
 /// The sink alerts are raised into.
@@ -100,7 +105,7 @@ impl AlertSink {
             .open(&path)
             .await?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(file, rx, path, sinks.audit.clone()));
+        tokio::spawn(deliver(file, rx, path, sinks.audit.clone(), sinks.webhook));
         Ok(Self {
             tx,
             counters,
@@ -147,6 +152,7 @@ async fn deliver(
     mut rx: mpsc::Receiver<Alert>,
     path: PathBuf,
     audit: Option<AuditWriter>,
+    webhook: Option<WebhookHandle>,
 ) {
     while let Some(alert) = rx.recv().await {
         let Ok(value) = serde_json::to_value(&alert) else {
@@ -162,6 +168,10 @@ async fn deliver(
             tracing::error!(file = %path.display(), "cannot write alert: {e}");
         }
         let _ = file.flush().await;
+        if let Some(hook) = &webhook {
+            // Never blocks: a full webhook queue is counted there.
+            hook.send(shown);
+        }
         if let Some(audit) = &audit {
             // The writer pseudonymizes the identity itself, as it does for decisions.
             if let Err(e) = audit.commit_event(EventKind::Alert, &value).await {

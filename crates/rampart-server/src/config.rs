@@ -356,6 +356,9 @@ pub struct AlertsConfig {
     /// instead of raised again. Default 60; 0 raises every repeat.
     #[serde(default = "default_dedupe")]
     pub dedupe_secs: u64,
+    /// `[alerts.webhook]`: POST each alert as JSON to a URL read from a secret file.
+    #[serde(default)]
+    pub webhook: Option<crate::webhook::WebhookSettings>,
 }
 
 fn default_dedupe() -> u64 {
@@ -372,6 +375,7 @@ impl Default for AlertsConfig {
             file: None,
             rate_limit_storm: default_storm(),
             dedupe_secs: default_dedupe(),
+            webhook: None,
         }
     }
 }
@@ -596,6 +600,9 @@ impl RawConfig {
             if m.labels.iter().any(String::is_empty) {
                 err(at("labels"), "labels must not be empty strings");
             }
+        }
+        if let Some(hook) = &self.alerts.webhook {
+            hook.validate("alerts.webhook", &mut errors);
         }
         errors
     }

@@ -196,10 +196,24 @@ impl Gateway {
             Some(p) => cfg.resolve(p),
             None => data_dir.join("alerts").join("alerts.jsonl"),
         };
+        let webhook = match &cfg.alerts.webhook {
+            Some(settings) => {
+                let hook = settings
+                    .resolve(|p| cfg.resolve(p))
+                    .map_err(|e| StartError::File(format!("alerts.webhook: {e}")))?;
+                tracing::info!(
+                    endpoint = hook.endpoint(),
+                    "alerts are also sent to a webhook"
+                );
+                Some(hook.start(metrics.webhook.clone()))
+            }
+            None => None,
+        };
         let alerts = AlertSink::open(
             AlertSinks {
                 file: alerts_path.clone(),
                 audit: audit.as_ref().map(|a| a.writer.clone()),
+                webhook,
             },
             cfg.alerts.rate_limit_storm,
             Duration::from_secs(cfg.alerts.dedupe_secs),

@@ -116,6 +116,8 @@ pub struct Metrics {
     pub alerts_raised: Counter<u64, AtomicU64>,
     /// Alerts suppressed as repeats within the deduplication window.
     pub alerts_suppressed: Counter<u64, AtomicU64>,
+    /// The alert webhook's deliveries.
+    pub webhook: crate::webhook::WebhookCounters,
     /// Audit records written.
     pub audit_records: Gauge,
     /// Audit fsync groups.
@@ -144,6 +146,27 @@ impl Metrics {
         let alerts_dropped = Counter::default();
         let alerts_raised = Counter::default();
         let alerts_suppressed = Counter::default();
+        let webhook = crate::webhook::WebhookCounters::default();
+        registry.register(
+            "alert_webhook_sent",
+            "Alerts the webhook accepted (2xx)",
+            webhook.sent.clone(),
+        );
+        registry.register(
+            "alert_webhook_retried",
+            "Webhook attempts made again after a connection error, timeout, 429 or 5xx",
+            webhook.retried.clone(),
+        );
+        registry.register(
+            "alert_webhook_failed",
+            "Alerts the webhook refused or that still failed after the last retry",
+            webhook.failed.clone(),
+        );
+        registry.register(
+            "alert_webhook_dropped",
+            "Alerts lost for want of room in the webhook queue or time at shutdown",
+            webhook.dropped.clone(),
+        );
         let audit_records = Gauge::default();
         let audit_groups = Gauge::default();
         let audit_failures = Counter::default();
@@ -214,6 +237,7 @@ impl Metrics {
             alerts_dropped,
             alerts_raised,
             alerts_suppressed,
+            webhook,
             audit_records,
             audit_groups,
             audit_failures,

@@ -506,3 +506,85 @@ async fn killed_under_load_every_acknowledged_request_is_in_the_log() {
     .unwrap();
     assert!(report.decisions >= acknowledged.len() as u64);
 }
+
+/// A one-route HTTP server on loopback that records every POST body it receives.
+async fn webhook_receiver() -> (String, tokio::sync::mpsc::UnboundedReceiver<Value>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    let Some(head_end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let len = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse::<usize>().ok())?
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= head_end + 4 + len {
+                        let body = &buf[head_end + 4..head_end + 4 + len];
+                        let _ = tx.send(serde_json::from_slice(body).unwrap_or(Value::Null));
+                        let _ = conn
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn alerts_reach_the_webhook_with_pseudonymized_identities() {
+    let k = keys();
+    let (url, mut received) = webhook_receiver().await;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let url_file = secret_dir.path().join("webhook.url");
+    std::fs::write(&url_file, &url).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&url_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let gw = TestGateway::start(&format!(
+        "[audit]\npseudonymize = true\npseudonym_key_file = \"{}\"\n\
+         [alerts.webhook]\nurl_file = \"{}\"\n{DEMO_MODEL_ENTRY}",
+        path(&k.hmac),
+        path(&url_file)
+    ))
+    .await;
+    let id = predict(&gw, ANOMALOUS).await;
+    let alert = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("the webhook got the alert in time")
+        .unwrap();
+    assert_eq!(alert["kind"], "anomalous_input");
+    assert_eq!(alert["request_id"], id.as_str());
+    assert!(
+        alert["identity"].as_str().unwrap().starts_with("ps_"),
+        "{alert}"
+    );
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("rampart_alert_webhook_sent_total"),
+        "{metrics}"
+    );
+}
