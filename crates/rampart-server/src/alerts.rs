@@ -154,30 +154,41 @@ async fn deliver(
     audit: Option<AuditWriter>,
     webhook: Option<WebhookHandle>,
 ) {
-    while let Some(alert) = rx.recv().await {
-        let Ok(value) = serde_json::to_value(&alert) else {
-            continue;
-        };
-        let mut shown = value.clone();
-        if let Some(id) = shown_identity(audit.as_ref(), alert.identity.as_deref()) {
-            shown["identity"] = serde_json::Value::String(id);
-        }
-        let mut line = shown.to_string().into_bytes();
-        line.push(b'\n');
-        if let Err(e) = file.write_all(&line).await {
-            tracing::error!(file = %path.display(), "cannot write alert: {e}");
-        }
-        let _ = file.flush().await;
-        if let Some(hook) = &webhook {
-            // Never blocks: a full webhook queue is counted there.
-            hook.send(shown);
-        }
-        if let Some(audit) = &audit {
-            // The writer pseudonymizes the identity itself, as it does for decisions.
-            if let Err(e) = audit.commit_event(EventKind::Alert, &value).await {
-                tracing::error!("cannot record alert {} in the audit log: {e}", alert.kind);
+    /// Alerts taken per round: one file write and one audit group commit for all of them.
+    const BATCH: usize = 64;
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut lines = Vec::new();
+        let mut commits = tokio::task::JoinSet::new();
+        for alert in batch.drain(..) {
+            let Ok(value) = serde_json::to_value(&alert) else {
+                continue;
+            };
+            let mut shown = value.clone();
+            if let Some(id) = shown_identity(audit.as_ref(), alert.identity.as_deref()) {
+                shown["identity"] = serde_json::Value::String(id);
+            }
+            lines.extend_from_slice(shown.to_string().as_bytes());
+            lines.push(b'\n');
+            if let Some(hook) = &webhook {
+                // Never blocks: a full webhook queue is counted there.
+                hook.send(shown);
+            }
+            if let Some(audit) = audit.clone() {
+                // Committed concurrently so the batch shares one fsync; the writer pseudonymizes the identity
+                // itself, as it does for decisions.
+                commits.spawn(async move {
+                    if let Err(e) = audit.commit_event(EventKind::Alert, &value).await {
+                        tracing::error!("cannot record alert {} in the audit log: {e}", alert.kind);
+                    }
+                });
             }
         }
+        if let Err(e) = file.write_all(&lines).await {
+            tracing::error!(file = %path.display(), "cannot write alerts: {e}");
+        }
+        let _ = file.flush().await;
+        while commits.join_next().await.is_some() {}
     }
 }
 
