@@ -260,13 +260,24 @@ async fn audit_verify(State(gw): State<Gateway>) -> Response {
     };
     // Verifying reads the whole log: on a blocking thread, and a finding is a 200 with `ok: false` — the
     // request worked, the log did not verify.
+    // With signed checkpoints, their signatures are checked too, with the key the gateway signs with.
+    let public = gw.shared.audit_public_key.clone();
     let verified = blocking(&gw, "audit verify", move || {
-        Ok::<_, std::convert::Infallible>(rampart_audit::verify_dir(&dir))
+        let options = rampart_audit::VerifyOptions {
+            public_key: public.as_deref(),
+            ..rampart_audit::VerifyOptions::default()
+        };
+        Ok::<_, std::convert::Infallible>(rampart_audit::verify_dir_with(&dir, options))
     });
     match verified.await {
         Ok(Ok(report)) => ok(json!({
             "ok": true,
             "records": report.records,
+            "decisions": report.decisions,
+            "events": report.events,
+            "checkpoints": report.checkpoints,
+            "signatures_checked": report.signatures_checked,
+            "unsigned_tail": report.unsigned_tail,
             "files": report.files,
             "head_hash": report.head_hash.to_string(),
         })),

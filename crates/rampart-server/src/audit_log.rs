@@ -8,16 +8,19 @@ use std::time::Duration;
 use rampart_audit::{CheckpointPolicy, RecordPolicy, WriterConfig};
 use rampart_crypto::container::AeadKey;
 use rampart_crypto::pseudonym::PseudonymKey;
-use rampart_crypto::sign::SigningKey;
+use rampart_crypto::sign::{SigningKey, VerifyingKey};
 
 use crate::config::{AuditConfig, RawConfig};
 use crate::gateway::StartError;
 
-/// The writer config for `[audit]`, with every key it names loaded.
+/// The writer config for `[audit]`, with every key it names loaded, and the public half of the checkpoint
+/// key (for the admin API's verification).
 ///
 /// # Errors
 /// [`StartError::File`] naming the key file that cannot be used.
-pub(crate) fn writer_config(cfg: &RawConfig) -> Result<WriterConfig, StartError> {
+pub(crate) fn writer_config(
+    cfg: &RawConfig,
+) -> Result<(WriterConfig, Option<VerifyingKey>), StartError> {
     let a: &AuditConfig = &cfg.audit;
     let durability = match a.durability {
         crate::config::Durability::Fsync => rampart_audit::Durability::Fsync,
@@ -50,11 +53,13 @@ pub(crate) fn writer_config(cfg: &RawConfig) -> Result<WriterConfig, StartError>
         a.segment_max_bytes,
         Duration::from_secs(a.segment_max_age_secs),
     );
+    let mut public = None;
     match &a.signing_key_file {
         Some(p) => {
             let path = cfg.resolve(p);
             let key = SigningKey::load(&path).map_err(|e| key_err("signing key", &path, &e))?;
             tracing::info!(key = %key.id(), "audit checkpoints are signed");
+            public = Some(key.verifying_key());
             let mut checkpoints = CheckpointPolicy::new(Arc::new(key));
             checkpoints.every_records = a.checkpoint_every;
             checkpoints.every = Duration::from_secs(a.checkpoint_interval_secs);
@@ -64,5 +69,5 @@ pub(crate) fn writer_config(cfg: &RawConfig) -> Result<WriterConfig, StartError>
             "no [audit] signing_key_file: the audit log is hash-chained but its checkpoints are not signed"
         ),
     }
-    Ok(config)
+    Ok((config, public))
 }

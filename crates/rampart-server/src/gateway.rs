@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     /// `/metrics` needs no credential when the admin listener is on loopback (scrapers run beside it).
     admin_loopback: bool,
     pub(crate) audit_dir: Option<PathBuf>,
+    /// The public half of the audit's checkpoint key, when checkpoints are signed.
+    pub(crate) audit_public_key: Option<Arc<rampart_crypto::sign::VerifyingKey>>,
     pub(crate) models: HashMap<String, Arc<ServedModel>>,
     audit: Option<Audit>,
     alerts: AlertSink,
@@ -178,8 +180,11 @@ impl Gateway {
             Some(d) => cfg.resolve(d),
             None => data_dir.join("audit"),
         });
+        let mut audit_public_key = None;
         let audit = if let Some(dir) = &audit_dir {
-            let writer = AuditWriter::open_with(dir, crate::audit_log::writer_config(cfg)?)
+            let (config, public) = crate::audit_log::writer_config(cfg)?;
+            audit_public_key = public.map(Arc::new);
+            let writer = AuditWriter::open_with(dir, config)
                 .map_err(|e| StartError::File(format!("audit log {}: {e}", dir.display())))?;
             Some(Audit {
                 writer,
@@ -237,6 +242,7 @@ impl Gateway {
             tls,
             admin_loopback: cfg.server.admin_listen.ip().is_loopback(),
             audit_dir,
+            audit_public_key,
             models,
             audit,
             alerts,
