@@ -5,6 +5,9 @@
 //!
 //! - `GET  /metrics`                              `admin:metrics` (none on loopback)
 //! - `GET  /admin/models`                         `admin:models`
+//! - `GET  /admin/models/{name}/history`          `admin:models` (the registry's activations and rollbacks)
+//! - `POST /admin/models/{name}/versions/{v}/activate`  `admin:deploy`, body optional `{"why": "..."}`
+//! - `POST /admin/models/{name}/rollback`         `admin:deploy`, body optional `{"why": "..."}`
 //! - `GET  /admin/review[?status=pending]`        `admin:review`
 //! - `POST /admin/review/{review_id}/resolve`     `admin:review`, body `{"label": "...", "note": "..."}`
 //! - `GET  /admin/identities/blocked`             `admin:identities`
@@ -35,6 +38,8 @@ use crate::gateway::{kind_name, new_request_id, Gateway};
 use crate::rbac::AdminArea;
 use crate::respond;
 use crate::review::{Resolution, Resolved};
+use crate::swap::{Change, SwapError};
+use rampart_registry::Note;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 16 * 1024;
@@ -55,6 +60,18 @@ pub(crate) fn router(gw: Gateway) -> Router {
             get(|| async { ok(json!({"live": true})) }),
         )
         .route("/admin/models", gated(AdminArea::Models, get(models)))
+        .route(
+            "/admin/models/{name}/history",
+            gated(AdminArea::Models, get(model_history)),
+        )
+        .route(
+            "/admin/models/{name}/versions/{version}/activate",
+            gated(AdminArea::Deploy, post(model_activate)),
+        )
+        .route(
+            "/admin/models/{name}/rollback",
+            gated(AdminArea::Deploy, post(model_rollback)),
+        )
         .route("/admin/review", gated(AdminArea::Review, get(review_list)))
         .route(
             "/admin/review/{review_id}/resolve",
@@ -120,19 +137,132 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
 async fn models(State(gw): State<Gateway>) -> Response {
     let mut list: Vec<_> = gw
         .shared
-        .models
-        .values()
-        .map(|m| {
+        .slots()
+        .map(|slot| {
+            let m = slot.current();
             json!({
                 "name": m.name,
                 "version": m.version,
                 "kind": kind_name(&m.info.kind),
                 "width": m.info.width,
+                "registry": slot.registry().is_some(),
             })
         })
         .collect();
     list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     ok(json!({ "models": list }))
+}
+
+/// The optional body of activate and rollback.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WhyBody {
+    #[serde(default)]
+    why: Option<String>,
+}
+
+/// Reads a small optional JSON body; `Err` is the 400 to answer.
+async fn small_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> Result<T, Response> {
+    let bad = |detail: &'static str| {
+        respond::rejection(
+            &Rejection::new(Reason::InvalidJson, GuardId::ROUTE).with_detail(detail),
+            &new_request_id(),
+        )
+    };
+    let Ok(bytes) = http_body_util::Limited::new(body, MAX_ADMIN_BODY)
+        .collect()
+        .await
+    else {
+        return Err(bad("the body could not be read or is too large"));
+    };
+    let bytes = bytes.to_bytes();
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|_| bad("the body is not the JSON this route expects"))
+}
+
+fn refused(r: &Rejection) -> Response {
+    respond::rejection(r, &new_request_id())
+}
+
+async fn model_history(State(gw): State<Gateway>, SafePath(name): SafePath<String>) -> Response {
+    let Some(slot) = gw.shared.slot(&name) else {
+        return refused(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE));
+    };
+    let Some((registry, model)) = slot.registry() else {
+        return refused(&SwapError::NotRegistry.rejection());
+    };
+    let (registry, model) = (registry.clone(), model.clone());
+    let serving = slot.current().version.clone();
+    match blocking(&gw, "model history", move || registry.history(&model)).await {
+        Ok(entries) => ok(json!({"name": name, "serving": serving, "history": entries})),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /admin/models/{name}/versions/{version}/activate`.
+async fn model_activate(
+    State(gw): State<Gateway>,
+    SafePath((name, version)): SafePath<(String, String)>,
+    Extension(Admin(who)): Extension<Admin>,
+    body: Body,
+) -> Response {
+    let Ok(version) = rampart_registry::Version::new(&version) else {
+        return refused(
+            &Rejection::new(Reason::NotFound, GuardId::ROUTE).with_detail("no such version"),
+        );
+    };
+    change_model(gw, name, Change::Activate(version), who, body).await
+}
+
+/// `POST /admin/models/{name}/rollback`.
+async fn model_rollback(
+    State(gw): State<Gateway>,
+    SafePath(name): SafePath<String>,
+    Extension(Admin(who)): Extension<Admin>,
+    body: Body,
+) -> Response {
+    change_model(gw, name, Change::Rollback, who, body).await
+}
+
+async fn change_model(
+    gw: Gateway,
+    name: String,
+    change: Change,
+    who: Identity,
+    body: Body,
+) -> Response {
+    let why: WhyBody = match small_json(body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let Some(slot) = gw.shared.slot(&name).cloned() else {
+        return refused(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE));
+    };
+    let note = Note::now(who.id(), why.why.unwrap_or_default());
+    match slot.change(change.clone(), note).await {
+        Ok(changed) => {
+            gw.shared
+                .record_model_change(&name, &change, &changed, who.id())
+                .await;
+            ok(json!({
+                "name": name,
+                "action": change.name(),
+                "from": changed.from,
+                "to": changed.to,
+                "history": changed.entry,
+            }))
+        }
+        Err(e) => {
+            tracing::warn!(model = %name, by = %who.id(), action = change.name(), "model change refused: {e}");
+            if matches!(e, SwapError::Refused(_) | SwapError::Failed(_)) {
+                gw.shared
+                    .raise_model_alert(&name, "model_version_refused", e.to_string());
+            }
+            refused(&e.rejection())
+        }
+    }
 }
 
 async fn review_list(

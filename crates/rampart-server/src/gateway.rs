@@ -29,6 +29,8 @@ use crate::rbac::{AdminArea, Grants, Roles};
 use crate::render;
 use crate::respond;
 use crate::review::{ReviewItem, ReviewQueue};
+use crate::swap::{ModelSlot, Source};
+use rampart_registry::{ModelName, Registry};
 
 /// Why the gateway cannot start. Each message names the file and the field it is about.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +78,10 @@ pub(crate) struct Shared {
     /// `/metrics` needs no credential when the admin listener is on loopback (scrapers run beside it).
     admin_loopback: bool,
     pub(crate) audit_dir: Option<PathBuf>,
-    pub(crate) models: HashMap<String, Arc<ServedModel>>,
+    /// Each model's slot: the version serving now, swappable (see [`crate::swap`]).
+    models: HashMap<String, Arc<ModelSlot>>,
     audit: Option<Audit>,
-    alerts: AlertSink,
+    pub(crate) alerts: AlertSink,
     pub(crate) review: ReviewQueue,
     pub(crate) metrics: Metrics,
     unknown: ModelMetrics,
@@ -161,18 +164,20 @@ impl Gateway {
         let metrics = Metrics::new();
         let mut models = HashMap::new();
         for (index, m) in cfg.models.iter().enumerate() {
-            let (info, pipeline) = load_model(cfg, index)?;
+            let loaded = load_model(cfg, index)?;
+            let served = ServedModel {
+                name: m.name.clone(),
+                version: loaded.version,
+                info: loaded.info,
+                pipeline: loaded.pipeline,
+                metrics: metrics.for_model(&m.name),
+            };
             models.insert(
                 m.name.clone(),
-                Arc::new(ServedModel {
-                    name: m.name.clone(),
-                    version: m.version.clone(),
-                    info,
-                    pipeline,
-                    metrics: metrics.for_model(&m.name),
-                }),
+                Arc::new(ModelSlot::new(served, loaded.source, m.clone())),
             );
         }
+        let follows_registry = cfg.models.iter().any(|m| m.registry.is_some());
 
         let audit_dir = cfg.audit.enabled.then(|| match &cfg.audit.dir {
             Some(d) => cfg.resolve(d),
@@ -233,6 +238,9 @@ impl Gateway {
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
         });
         spawn_sweeper(Arc::downgrade(&shared));
+        if follows_registry {
+            crate::swap::spawn_registry_watcher(Arc::downgrade(&shared), REGISTRY_POLL);
+        }
         Ok(Self { shared })
     }
 
@@ -282,11 +290,21 @@ fn build_authenticator(cfg: &RawConfig) -> Result<Authenticator, StartError> {
     ))
 }
 
-/// Loads `models[index]`: its ONNX file, its baseline, and its pipeline.
-pub(crate) fn load_model(
-    cfg: &RawConfig,
-    index: usize,
-) -> Result<(ModelInfo, Pipeline), StartError> {
+/// How often registry-backed models look for an `active.json` changed by the CLI while serving.
+const REGISTRY_POLL: Duration = Duration::from_secs(1);
+
+/// A model loaded at start-up.
+pub(crate) struct Loaded {
+    pub(crate) info: ModelInfo,
+    pub(crate) pipeline: Pipeline,
+    /// The configured version, or the registry's active one.
+    pub(crate) version: String,
+    pub(crate) source: Source,
+}
+
+/// Loads `models[index]`: its ONNX file, its baseline, and its pipeline — from the registry's active version,
+/// verified, for a registry entry.
+pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartError> {
     let Some(m) = cfg.models.get(index) else {
         return Err(StartError::Config(format!(
             "models[{index}] does not exist"
@@ -300,7 +318,13 @@ pub(crate) fn load_model(
     if let Some(td) = &m.training_data {
         check_training_data(cfg, td).map_err(fail)?;
     }
-    let path = cfg.resolve(&m.path);
+    if let Some(root) = &m.registry {
+        return load_from_registry(cfg, m, &cfg.resolve(root)).map_err(fail);
+    }
+    let Some(path) = &m.path else {
+        return Err(fail("give path or registry".to_owned()));
+    };
+    let path = cfg.resolve(path);
     let backend = match &m.key_file {
         Some(key_file) => load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?,
         None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
@@ -315,12 +339,56 @@ pub(crate) fn load_model(
         .map_err(|e| fail(e.to_string()))?;
     tracing::info!(
         model = %m.name,
-        version = %m.version,
+        version = %m.version(),
         file = %path.display(),
         width = info.width,
         "model loaded"
     );
-    Ok((info, pipeline))
+    Ok(Loaded {
+        info,
+        pipeline,
+        version: m.version().to_owned(),
+        source: Source::File,
+    })
+}
+
+/// The registry's active version of `m`, verified against `[server] model_public_key_file`, then loaded from
+/// the verified bytes. The error names the file that failed.
+fn load_from_registry(
+    cfg: &RawConfig,
+    m: &crate::config::ModelConfig,
+    root: &std::path::Path,
+) -> Result<Loaded, String> {
+    let Some(key_file) = &cfg.server.model_public_key_file else {
+        return Err("[server] model_public_key_file is required for a registry entry".to_owned());
+    };
+    let key_path = cfg.resolve(key_file);
+    let key = rampart_crypto::sign::VerifyingKey::load(&key_path)
+        .map_err(|e| format!("model public key {}: {e}", key_path.display()))?;
+    let registry = Registry::open(root).map_err(|e| e.to_string())?;
+    let name = ModelName::new(&m.name).map_err(|e| e.to_string())?;
+    let verified = registry
+        .active_verified(&name, &key)
+        .map_err(|e| e.to_string())?;
+    let (info, pipeline) = crate::swap::load_verified(m, &verified)?;
+    tracing::info!(
+        model = %m.name,
+        version = %verified.version(),
+        dir = %verified.dir().display(),
+        key_id = %verified.key_id(),
+        width = info.width,
+        "model loaded from the registry, signature verified"
+    );
+    Ok(Loaded {
+        info,
+        pipeline,
+        version: verified.version().as_str().to_owned(),
+        source: Source::Registry {
+            registry,
+            name,
+            key: Arc::new(key),
+        },
+    })
 }
 
 /// Decrypts an encrypted model in memory (never to disk) and loads it. The plaintext is held in a
@@ -409,8 +477,8 @@ fn spawn_sweeper(shared: std::sync::Weak<Shared>) {
         loop {
             tick.tick().await;
             let Some(s) = shared.upgrade() else { return };
-            for m in s.models.values() {
-                if let Some(l) = m.pipeline.limiter() {
+            for slot in s.models.values() {
+                if let Some(l) = slot.current().pipeline.limiter() {
                     l.sweep();
                 }
             }
@@ -462,8 +530,49 @@ impl Shared {
         self.metrics.render()
     }
 
-    pub(crate) fn model(&self, name: &str) -> Option<&Arc<ServedModel>> {
+    /// The version of `name` serving now. A request calls this once and keeps the `Arc`, so it finishes on
+    /// that version even if another is swapped in meanwhile.
+    pub(crate) fn model(&self, name: &str) -> Option<Arc<ServedModel>> {
+        self.models.get(name).map(|s| s.current())
+    }
+
+    /// The slot of `name`, for changes of its version.
+    pub(crate) fn slot(&self, name: &str) -> Option<&Arc<ModelSlot>> {
         self.models.get(name)
+    }
+
+    /// Every model's slot.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &Arc<ModelSlot>> {
+        self.models.values()
+    }
+
+    /// Whether any model is served.
+    pub(crate) fn has_models(&self) -> bool {
+        !self.models.is_empty()
+    }
+
+    /// Records an operator's or a responder's action: an `action` audit record (fields as given, plus what
+    /// the audit adds: time, sequence, chain), written before the caller reports success. Without an audit
+    /// log it is only logged.
+    ///
+    /// # Errors
+    /// When the record cannot be written (the caller decides whether that undoes the action).
+    pub(crate) async fn audit_action(&self, fields: &serde_json::Value) -> Result<(), String> {
+        tracing::warn!(action = %fields, "action");
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        match audit
+            .writer
+            .commit_event(rampart_audit::EventKind::Action, fields)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.metrics.audit_failures.inc();
+                Err(format!("action not recorded in the audit log: {e}"))
+            }
+        }
     }
 
     pub(crate) fn authenticate(
@@ -698,9 +807,10 @@ impl Shared {
             Ok(g) => g,
             Err(resp) => return early(resp),
         };
-        // Routing: the name is never echoed.
+        // Routing: the name is never echoed. The version is chosen here, once: a swap after this point does not
+        // change which version answers this request.
         let model = match self.model(name) {
-            Some(m) if version.is_none_or(|v| v == m.version) => m.clone(),
+            Some(m) if version.is_none_or(|v| v == m.version) => m,
             _ => {
                 let r = Rejection::new(Reason::ModelNotFound, GuardId::ROUTE);
                 return early(

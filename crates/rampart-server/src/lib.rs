@@ -30,6 +30,7 @@ pub mod respond;
 pub mod review;
 mod routes;
 pub mod secret;
+mod swap;
 pub mod tls;
 
 use std::net::SocketAddr;

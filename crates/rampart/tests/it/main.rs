@@ -13,6 +13,7 @@ mod oip_v2;
 mod outcomes;
 mod reasons;
 mod registry;
+mod registry_serve;
 mod tls;
 
 use serde_json::Value;
