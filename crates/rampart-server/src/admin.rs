@@ -10,6 +10,9 @@
 //! - `POST /admin/models/{name}/rollback`         `admin:deploy`, body optional `{"why": "..."}`
 //! - `GET  /admin/review[?status=pending]`        `admin:review`
 //! - `POST /admin/review/{review_id}/resolve`     `admin:review`, body `{"label": "...", "note": "..."}`
+//! - `POST /admin/review/expire[?older_than_secs=N]`  `admin:review`
+//! - `GET  /admin/incidents`                      `admin:incidents` (incident actions in force)
+//! - `DELETE /admin/incidents/{id}`               `admin:incidents` (lift one, audited)
 //! - `GET  /admin/identities/blocked`             `admin:identities`
 //! - `POST /admin/identities/{id}/block|unblock`  `admin:identities`
 //! - `POST /admin/audit/verify`                   `admin:audit`
@@ -23,7 +26,7 @@ use axum::extract::{Query, State};
 use crate::routes::SafePath;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Extension, Router};
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -76,6 +79,18 @@ pub(crate) fn router(gw: Gateway) -> Router {
         .route(
             "/admin/review/{review_id}/resolve",
             gated(AdminArea::Review, post(review_resolve)),
+        )
+        .route(
+            "/admin/review/expire",
+            gated(AdminArea::Review, post(review_expire)),
+        )
+        .route(
+            "/admin/incidents",
+            gated(AdminArea::Incidents, get(incidents_list)),
+        )
+        .route(
+            "/admin/incidents/{id}",
+            gated(AdminArea::Incidents, delete(incident_lift)),
         )
         .route(
             "/admin/identities/blocked",
@@ -320,13 +335,29 @@ async fn review_resolve(
         review_id: review_id.clone(),
         time: OffsetDateTime::now_utc(),
         by: who.id().to_owned(),
-        label: parsed.label,
+        label: parsed.label.clone(),
         note: parsed.note,
+        expired: false,
     };
     let queue = gw.shared.review.clone();
     match blocking(&gw, "review resolve", move || queue.resolve(resolution)).await {
-        Ok(Resolved::Now) => {
+        Ok(Resolved::Now(item)) => {
             tracing::info!(review_id = %review_id, by = %who.id(), "review item resolved");
+            // The label is feedback on the model's answer (accuracy monitoring reads it from the audit):
+            // recorded with what it is feedback on.
+            let fields = json!({
+                "action": "review_resolve",
+                "review_id": review_id,
+                "request_id": item["request_id"],
+                "model": item["model"],
+                "model_version": item["model_version"],
+                "probabilities": item["probabilities"],
+                "label": parsed.label,
+                "by": who.id(),
+            });
+            if let Err(e) = gw.shared.audit_action(&fields).await {
+                return internal(&gw, "review resolve", &e);
+            }
             ok(json!({"review_id": review_id, "resolved": true}))
         }
         Ok(Resolved::Already) => {
@@ -334,6 +365,53 @@ async fn review_resolve(
         }
         Ok(Resolved::Unknown) => not_found("no such review item"),
         Err(resp) => resp,
+    }
+}
+
+/// `POST /admin/review/expire[?older_than_secs=N]`: expires pending items older than N seconds (default
+/// `[review] max_age_secs`).
+async fn review_expire(
+    State(gw): State<Gateway>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let asked = match q.get("older_than_secs").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return refused(
+                &Rejection::new(Reason::InvalidJson, GuardId::ROUTE)
+                    .with_detail("older_than_secs must be a whole number of seconds"),
+            )
+        }
+    };
+    let age = asked.or(gw.shared.review_max_age.map(|d| d.as_secs()));
+    let Some(age) = age else {
+        return refused(
+            &Rejection::new(Reason::Conflict, GuardId::ROUTE)
+                .with_detail("no [review] max_age_secs: give ?older_than_secs=N"),
+        );
+    };
+    let age = std::time::Duration::from_secs(age);
+    match gw.shared.expire_review(age).await {
+        Ok(ids) => ok(json!({"expired": ids})),
+        Err(e) => internal(&gw, "review expire", &e),
+    }
+}
+
+async fn incidents_list(State(gw): State<Gateway>) -> Response {
+    ok(json!({"actions": gw.shared.incidents.list()}))
+}
+
+/// `DELETE /admin/incidents/{id}`: lifts an action in force.
+async fn incident_lift(
+    State(gw): State<Gateway>,
+    SafePath(id): SafePath<String>,
+    Extension(Admin(who)): Extension<Admin>,
+) -> Response {
+    match crate::incidents::lift(&gw.shared, &id, who.id()).await {
+        Ok(a) => ok(json!({"lifted": a})),
+        Err(crate::incidents::LiftError::Unknown) => not_found("no such incident action in force"),
+        Err(crate::incidents::LiftError::Io(e)) => internal(&gw, "incident lift", &e),
     }
 }
 

@@ -77,6 +77,8 @@ pub struct AlertSink {
     storms: Arc<StormDetector>,
     dedupe: Arc<Dedupe>,
     audit: Option<AuditWriter>,
+    /// The incident responder, once the gateway has started it (see [`crate::incidents`]).
+    responder: Arc<std::sync::OnceLock<mpsc::Sender<Alert>>>,
 }
 
 impl AlertSink {
@@ -107,12 +109,25 @@ impl AlertSink {
             storms: Arc::new(StormDetector::new(storm_threshold)),
             dedupe: Arc::new(Dedupe::new(dedupe_window)),
             audit: sinks.audit,
+            responder: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Hands every alert raised from now on to the incident responder as well.
+    pub(crate) fn set_responder(&self, tx: mpsc::Sender<Alert>) {
+        let _ = self.responder.set(tx);
     }
 
     /// Raises an alert: deduplicated, pseudonymized, logged at once, delivered to the sinks when the queue
     /// has room.
     pub fn raise(&self, alert: Alert) {
+        // The responder sees every alert, repeats included (an action may have expired since the first), and
+        // the real identity: it must block the caller, not its pseudonym.
+        if let Some(responder) = self.responder.get() {
+            if responder.try_send(alert.clone()).is_err() {
+                self.counters.dropped.inc();
+            }
+        }
         if self.dedupe.is_repeat(&alert, Instant::now()) {
             self.counters.suppressed.inc();
             return;

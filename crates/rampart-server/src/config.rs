@@ -77,6 +77,12 @@ pub struct RawConfig {
     /// `[[models]]`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// `[incidents]`: `[[incidents.rules]]` from alert kinds to actions (see [`crate::incidents`]).
+    #[serde(default)]
+    pub incidents: crate::incidents::Config,
+    /// `[review]`: the human review queue (see [`crate::review::Config`]).
+    #[serde(default)]
+    pub review: crate::review::Config,
     /// Directory that relative paths are resolved against (the config file's); not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -555,6 +561,15 @@ impl RawConfig {
         self.validate_audit(&mut err);
         if self.alerts.rate_limit_storm == 0 {
             err("alerts.rate_limit_storm".into(), "must be > 0");
+        }
+        for (path, message) in self.incidents.validate() {
+            err(path, &message);
+        }
+        if self.review.max_age_secs == Some(0) {
+            err(
+                "review.max_age_secs".into(),
+                "must be > 0 (or absent: items never expire)",
+            );
         }
         if self.models.is_empty() {
             err("models".into(), "at least one [[models]] entry is required");

@@ -83,6 +83,10 @@ pub(crate) struct Shared {
     audit: Option<Audit>,
     pub(crate) alerts: AlertSink,
     pub(crate) review: ReviewQueue,
+    /// `[review] max_age_secs`.
+    pub(crate) review_max_age: Option<Duration>,
+    /// Incident rules and the actions in force.
+    pub(crate) incidents: crate::incidents::Incidents,
     pub(crate) metrics: Metrics,
     unknown: ModelMetrics,
     max_body: usize,
@@ -232,12 +236,22 @@ impl Gateway {
             audit,
             alerts,
             review,
+            incidents: crate::incidents::Incidents::new(&cfg.incidents),
+            review_max_age: cfg.review.max_age_secs.map(Duration::from_secs),
             metrics,
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
         });
         spawn_sweeper(Arc::downgrade(&shared));
+        if shared.review_max_age.is_some() {
+            spawn_review_expiry(Arc::downgrade(&shared));
+        }
+        if shared.incidents.has_rules() {
+            let (tx, rx) = tokio::sync::mpsc::channel(crate::incidents::QUEUE);
+            shared.alerts.set_responder(tx);
+            crate::incidents::spawn(Arc::downgrade(&shared), rx);
+        }
         if follows_registry {
             crate::swap::spawn_registry_watcher(Arc::downgrade(&shared), REGISTRY_POLL);
         }
@@ -486,6 +500,21 @@ fn spawn_sweeper(shared: std::sync::Weak<Shared>) {
     });
 }
 
+/// Expires old review items every minute (`[review] max_age_secs`).
+fn spawn_review_expiry(shared: std::sync::Weak<Shared>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(s) = shared.upgrade() else { return };
+            let Some(age) = s.review_max_age else { return };
+            if let Err(e) = s.expire_review(age).await {
+                s.raise_internal(format!("review expiry: {e}"));
+            }
+        }
+    });
+}
+
 /// A request id: a UUIDv7 (time-ordered, so audit and logs sort by it).
 pub(crate) fn new_request_id() -> String {
     uuid::Uuid::now_v7().to_string()
@@ -549,6 +578,29 @@ impl Shared {
     /// Whether any model is served.
     pub(crate) fn has_models(&self) -> bool {
         !self.models.is_empty()
+    }
+
+    /// Expires pending review items older than `age`; each expiry is an `action` audit record.
+    ///
+    /// # Errors
+    /// When the queue's files cannot be read or written.
+    pub(crate) async fn expire_review(&self, age: Duration) -> Result<Vec<String>, String> {
+        let cutoff = OffsetDateTime::now_utc() - age;
+        let queue = self.review.clone();
+        let ids = tokio::task::spawn_blocking(move || queue.expire(cutoff))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if !ids.is_empty() {
+            self.audit_action(&serde_json::json!({
+                "action": "review_expire",
+                "review_ids": ids,
+                "max_age_secs": age.as_secs(),
+                "by": "expiry",
+            }))
+            .await?;
+        }
+        Ok(ids)
     }
 
     /// Records an operator's or a responder's action: an `action` audit record (fields as given, plus what
@@ -956,6 +1008,16 @@ impl Shared {
                 )
             }
             Outcome::Answered(answer) => {
+                // An incident action may have degraded this caller or model to labels only.
+                let degraded;
+                let answer = if self.incidents.label_only(identity.id(), &model.name) {
+                    let mut a = answer.clone();
+                    a.to_labels_only();
+                    degraded = a;
+                    &degraded
+                } else {
+                    answer
+                };
                 let value = render::answer(
                     answer,
                     protocol,

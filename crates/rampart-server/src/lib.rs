@@ -21,6 +21,7 @@ mod audit_log;
 pub mod auth;
 pub mod config;
 mod gateway;
+pub mod incidents;
 pub mod jwt;
 pub mod listen;
 pub mod metrics;

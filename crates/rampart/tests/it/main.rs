@@ -7,6 +7,7 @@ mod cli;
 mod data;
 mod hostile_input;
 mod identity;
+mod incident;
 mod limits;
 mod models;
 mod oip_v2;
