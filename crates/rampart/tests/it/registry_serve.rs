@@ -94,6 +94,11 @@ fn registry() -> tempfile::TempDir {
 
 /// Starts a gateway serving `demo` from the registry, signatures required, with an `ops` admin key.
 async fn serve(reg: &Path) -> Result<TestGateway, String> {
+    serve_with(reg, "").await
+}
+
+/// As [`serve`], with more config after the model entry.
+async fn serve_with(reg: &Path, extra: &str) -> Result<TestGateway, String> {
     let server = format!(
         "require_signatures = true\nmodel_public_key_file = \"{}\"\n",
         reg.join("sign.key.pub").display()
@@ -101,7 +106,8 @@ async fn serve(reg: &Path) -> Result<TestGateway, String> {
     let body = format!(
         "[[models]]\nname = \"demo\"\nregistry = \"{}\"\n\
          labels = [\"setosa\", \"versicolor\", \"virginica\"]\n\
-         rate_limit = {{ per_minute = 1000000 }}\nconfidence = {{ min = 0.0 }}\n",
+         rate_limit = {{ per_minute = 1000000 }}\nconfidence = {{ min = 0.0 }}\n\
+         anomaly = {{ mode = \"enforce\", zscore = 3.0, mahalanobis = \"baseline:max\" }}\n{extra}",
         reg.join("models").display()
     );
     TestGateway::start_with(Setup {
@@ -375,4 +381,67 @@ async fn a_cli_activation_while_serving_is_followed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(serving, "2");
+}
+
+#[tokio::test]
+async fn a_quarantine_rule_rolls_the_model_back_to_its_previous_version() {
+    let reg = registry();
+    let gw = serve_with(
+        reg.path(),
+        "\n[[incidents.rules]]\non = \"anomalous_input\"\naction = \"quarantine_model\"\n",
+    )
+    .await
+    .unwrap();
+    let v1 = predict_bytes(&gw).await;
+    assert_eq!(
+        admin_post(&gw, "/admin/models/demo/versions/2/activate")
+            .await
+            .status(),
+        200
+    );
+    let resp = gw
+        .post(
+            "/v1/models/demo/predict",
+            &json!({ "features": [5.0, 3.6, 6.0, 2.3] }),
+        )
+        .await;
+    error_body(resp, 422, "anomalous_input").await;
+    let mut history = Value::Null;
+    for _ in 0..40 {
+        history = gw
+            .http
+            .get(format!("{}/admin/models/demo/history", gw.admin))
+            .bearer_auth(&gw.keys["ops"])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if history["serving"] == "1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(history["serving"], "1", "{history}");
+    let last = history["history"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["action"], "rollback");
+    assert_eq!(last["who"], "incident responder");
+    assert_eq!(predict_bytes(&gw).await, v1);
+    let actions: Vec<Value> = gw
+        .audit_lines()
+        .into_iter()
+        .filter(|r| r["kind"] == "action")
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["action"]["type"] == "quarantine_model"),
+        "{actions:?}"
+    );
 }
