@@ -445,3 +445,93 @@ async fn a_quarantine_rule_rolls_the_model_back_to_its_previous_version() {
         "{actions:?}"
     );
 }
+
+/// The archive's entries, by path.
+fn untar(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut out = std::collections::BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        std::io::copy(&mut (&mut entry).take(1 << 20), &mut bytes).unwrap();
+        out.insert(name, bytes);
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_incident_bundle_holds_the_window_s_audit_alerts_actions_and_versions() {
+    let reg = registry();
+    let since = time::OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let gw = serve(reg.path()).await.unwrap();
+    predict_bytes(&gw).await;
+    assert_eq!(
+        admin_post(&gw, "/admin/models/demo/versions/2/activate")
+            .await
+            .status(),
+        200
+    );
+    predict_bytes(&gw).await;
+    let dir = gw.stop().await;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let out = reg.path().join("incident.tar");
+    let data = dir.path().join("data");
+    let (code, text) = rampart(
+        reg.path(),
+        &[
+            "incident",
+            "export",
+            "--since",
+            &fmt(since),
+            "--until",
+            &fmt(until),
+            "--audit",
+            data.join("audit").to_str().unwrap(),
+            "--alerts",
+            data.join("alerts/alerts.jsonl").to_str().unwrap(),
+            "--registry",
+            "models",
+            "--out",
+            out.to_str().unwrap(),
+            "--sign-key",
+            "sign.key",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    let files = untar(&out);
+    let actions = String::from_utf8(files["actions.jsonl"].clone()).unwrap();
+    assert!(actions.contains("\"activate\""), "{actions}");
+    let alerts = String::from_utf8(files["alerts.jsonl"].clone()).unwrap();
+    assert!(alerts.contains("model_version_changed"), "{alerts}");
+    let history = String::from_utf8(files["registry/0/demo/history.jsonl"].clone()).unwrap();
+    assert_eq!(history.lines().count(), 2, "{history}");
+    assert!(files.contains_key("registry/0/demo/active.json"));
+    assert!(files.contains_key("registry/0/demo/2/manifest.sig"));
+    assert!(files.keys().any(|k| k.starts_with("audit/")));
+
+    // The manifest is signed, and lists every other file with its digest.
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    assert_eq!(manifest["format"], "rampart incident export v1");
+    let listed: Vec<&str> = manifest["other_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&"alerts.jsonl") && listed.contains(&"actions.jsonl"));
+    let sig = String::from_utf8(files["manifest.json.sig"].clone()).unwrap();
+    let (key_id, hex_sig) = sig.trim().split_once(' ').unwrap();
+    let key = rampart_crypto::sign::VerifyingKey::load(&reg.path().join("sign.key.pub")).unwrap();
+    let mut message = b"rampart incident export v1\n".to_vec();
+    message.extend_from_slice(&files["manifest.json"]);
+    assert_eq!(key_id, key.id().to_string());
+    let mut raw = [0u8; 64];
+    hex::decode_to_slice(hex_sig, &mut raw).unwrap();
+    key.verify(&message, &raw).unwrap();
+}
