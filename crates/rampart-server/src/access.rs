@@ -212,3 +212,6 @@ pub(crate) fn spawn_keys_reloader(path: PathBuf, store: Weak<ArcSwap<KeyStore>>,
 fn digest_of(path: &Path) -> Option<[u8; 32]> {
     std::fs::read(path).ok().map(|b| Sha256::digest(b).into())
 }
+
+#[cfg(test)]
+mod tests;

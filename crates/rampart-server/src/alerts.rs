@@ -6,7 +6,9 @@
 //! One task drains the bounded queue into the sinks: the JSON-lines file (`<data-dir>/alerts/alerts.jsonl`),
 //! the audit log (each alert is also an `alert` record, so the tamper-evident log holds it) and, when
 //! configured, the webhook. An alert that does not fit the queue is counted (`rampart_alerts_dropped_total`)
-//! and still logged.
+//! and still logged. When incident rules are configured, every alert is also handed, before deduplication
+//! and with the real identity, to the incident responder ([`crate::incidents`]); one that does not fit its
+//! queue is counted the same way.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

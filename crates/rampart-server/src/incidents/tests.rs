@@ -91,7 +91,9 @@ factor = 2
 
 #[test]
 fn label_only_applies_until_it_expires() {
-    let inc = Incidents::new(&Config::default());
+    let inc = Incidents::new(&parse(
+        "[[incidents.rules]]\non = \"internal\"\naction = \"label_only_model\"\nduration_secs = 1\n",
+    ));
     assert!(!inc.label_only("mallory", "fraud"));
     set_entry(
         &inc.label_only_identities,
