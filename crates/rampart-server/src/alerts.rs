@@ -197,6 +197,9 @@ fn shown_identity(audit: Option<&AuditWriter>, identity: Option<&str>) -> Option
     })
 }
 
+/// Kinds raised once per distinct event, never suppressed as repeats.
+const NEVER_DEDUPED: &[&str] = &["incident_action", "model_version_changed"];
+
 /// What makes two alerts the same alert: kind, identity, model.
 type AlertKey = (&'static str, Option<String>, Option<String>);
 
@@ -216,7 +219,9 @@ impl Dedupe {
     }
 
     fn is_repeat(&self, alert: &Alert, now: Instant) -> bool {
-        if self.window.is_zero() {
+        // Each incident action and each version change is its own event (an apply and its lift share kind,
+        // identity and model), and they are few: never folded into an earlier one.
+        if self.window.is_zero() || NEVER_DEDUPED.contains(&alert.kind) {
             return false;
         }
         let key = (alert.kind, alert.identity.clone(), alert.model.clone());
@@ -262,5 +267,36 @@ impl StormDetector {
         }
         entry.1 = entry.1.saturating_add(1);
         entry.1 == self.threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use super::{Alert, Dedupe};
+
+    fn alert(kind: &'static str) -> Alert {
+        Alert {
+            time: time::OffsetDateTime::now_utc(),
+            kind,
+            severity: rampart_core::Severity::High,
+            model: Some("m".into()),
+            identity: Some("mallory".into()),
+            request_id: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn repeats_are_suppressed_but_incident_actions_never_are() {
+        let d = Dedupe::new(Duration::from_secs(60));
+        let now = Instant::now();
+        assert!(!d.is_repeat(&alert("anomalous_input"), now));
+        assert!(d.is_repeat(&alert("anomalous_input"), now));
+        assert!(!d.is_repeat(&alert("incident_action"), now));
+        assert!(!d.is_repeat(&alert("incident_action"), now));
     }
 }

@@ -166,6 +166,20 @@ async fn label_only_and_tightened_limits_apply_until_lifted() {
         .filter(|r| r.to_string().contains("\"lift\""))
         .count();
     assert_eq!(lifted, 2);
+    // Each apply and each lift is an alert of its own (never folded into an earlier one).
+    let mut raised = 0;
+    for _ in 0..20 {
+        raised = gw
+            .alerts()
+            .iter()
+            .filter(|a| a["kind"] == "incident_action")
+            .count();
+        if raised == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(raised, 4);
 }
 
 #[tokio::test]
