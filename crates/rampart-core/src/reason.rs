@@ -48,6 +48,12 @@ pub enum Reason {
     RequestTimeout,
     /// A bug: nothing internal is shown, an alert is raised.
     Internal,
+    /// An admin change conflicts with the current state (the version is already active, there is no previous
+    /// version to roll back to, another change of the model is in progress, the model is not registry-backed).
+    Conflict,
+    /// A model version was refused because it does not verify against its signed manifest (the log and the
+    /// audit name the file).
+    VersionRefused,
 }
 
 impl Reason {
@@ -66,9 +72,11 @@ impl Reason {
         Reason::NotFound,
         Reason::MethodNotAllowed,
         Reason::RequestTimeout,
+        Reason::Conflict,
         Reason::PayloadTooLarge,
         Reason::UnsupportedMediaType,
         Reason::AnomalousInput,
+        Reason::VersionRefused,
         Reason::RateLimited,
         Reason::Internal,
         Reason::AuditUnavailable,
@@ -98,6 +106,8 @@ impl Reason {
             Reason::ModelUnavailable => "model_unavailable",
             Reason::RequestTimeout => "request_timeout",
             Reason::Internal => "internal",
+            Reason::Conflict => "conflict",
+            Reason::VersionRefused => "version_refused",
         }
     }
 
@@ -115,9 +125,10 @@ impl Reason {
             Reason::ModelNotFound | Reason::NotFound => 404,
             Reason::MethodNotAllowed => 405,
             Reason::RequestTimeout => 408,
+            Reason::Conflict => 409,
             Reason::PayloadTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
-            Reason::AnomalousInput => 422,
+            Reason::AnomalousInput | Reason::VersionRefused => 422,
             Reason::RateLimited => 429,
             Reason::Internal => 500,
             Reason::AuditUnavailable | Reason::ModelUnavailable => 503,
@@ -149,6 +160,8 @@ impl Reason {
                 "the audit log is unavailable; the request was not processed"
             }
             Reason::ModelUnavailable => "the model could not answer",
+            Reason::Conflict => "the change conflicts with the current state",
+            Reason::VersionRefused => "the model version does not verify against its signature",
         }
     }
 }

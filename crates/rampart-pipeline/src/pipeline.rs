@@ -112,7 +112,8 @@ pub struct Decision {
 
 /// One model's guards and backend, built once at start-up.
 pub struct Pipeline {
-    limiter: Option<RateLimit>,
+    /// Shared between the versions of one model (see [`Pipeline::share_limiter_of`]).
+    limiter: Option<Arc<RateLimit>>,
     schema: Validator,
     /// Inspectors in order, each with its mode.
     inspectors: Vec<(Mode, Box<dyn Inspect>)>,
@@ -169,7 +170,7 @@ impl Pipeline {
 
         // 1. Rate limiting first: the cheapest refusal, before any byte of the body is parsed.
         let limiter = if config.rate_limit.mode.is_on() {
-            Some(RateLimit::new(&config.rate_limit)?)
+            Some(Arc::new(RateLimit::new(&config.rate_limit)?))
         } else {
             None
         };
@@ -257,7 +258,15 @@ impl Pipeline {
 
     /// The rate limiter, if on (for periodic sweeps).
     pub fn limiter(&self) -> Option<&RateLimit> {
-        self.limiter.as_ref()
+        self.limiter.as_deref()
+    }
+
+    /// Uses `other`'s rate limiter instead of this pipeline's own: a new version of a model takes over the
+    /// quotas its callers have used, so a hot swap or rollback never hands anyone a fresh burst.
+    pub fn share_limiter_of(&mut self, other: &Pipeline) {
+        if self.limiter.is_some() {
+            self.limiter.clone_from(&other.limiter);
+        }
     }
 
     /// The admit phase: takes one request from the identity's quota.

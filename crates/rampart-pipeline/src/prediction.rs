@@ -73,3 +73,20 @@ pub struct Answer {
     /// One per input row.
     pub rows: Vec<RowAnswer>,
 }
+
+impl Answer {
+    /// Degrades the answer to labels only (no confidence, no runners-up), as a responder's `label_only`
+    /// action asks: what a model-extraction attack learns most from is the probabilities. Regressor values and
+    /// withheld rows are left as they are.
+    pub fn to_labels_only(&mut self) {
+        for row in &mut self.rows {
+            if let RowAnswer::Label {
+                confidence, top, ..
+            } = row
+            {
+                *confidence = None;
+                top.clear();
+            }
+        }
+    }
+}

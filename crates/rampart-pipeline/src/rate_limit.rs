@@ -6,8 +6,11 @@
 //! Headers follow the IETF httpapi `ratelimit-headers` draft (`RateLimit-Policy`, `RateLimit`) plus the older
 //! `RateLimit-Limit` / `-Remaining` / `-Reset` trio that many clients still read.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -83,13 +86,23 @@ impl Quotas {
 }
 
 type Keyed<C> = RateLimiter<Arc<str>, DashMapStateStore<Arc<str>>, C, StateInformationMiddleware>;
+type Direct<C> = RateLimiter<
+    governor::state::NotKeyed,
+    governor::state::InMemoryState,
+    C,
+    StateInformationMiddleware,
+>;
 
 /// The limiter for one model.
 pub struct RateLimit<C: Clock + Clone = DefaultClock> {
     limiter: Keyed<C>,
+    /// Identities a responder has tightened: each has its own, smaller quota, checked before the shared one.
+    /// Read once per request from a snapshot (no lock); bounded by the responder, which lifts what expires.
+    tightened: ArcSwap<HashMap<Arc<str>, Arc<Direct<C>>>>,
     clock: C,
     mode: Mode,
     burst: u32,
+    per_minute: u32,
     period: Duration,
 }
 
@@ -132,11 +145,46 @@ impl<C: Clock + Clone> RateLimit<C> {
             RateLimiter::new(quota, DashMapStateStore::default(), clock.clone());
         Ok(Self {
             limiter,
+            tightened: ArcSwap::from_pointee(HashMap::new()),
             clock,
             mode: config.mode,
             burst: burst.get(),
+            per_minute: per_minute.get(),
             period,
         })
+    }
+
+    /// Divides `identity`'s rate and burst by `factor` (at least 1 request per minute) until
+    /// [`RateLimit::relax`]: the quota it has used stays counted, and the smaller one applies on top.
+    pub fn tighten(&self, identity: Arc<str>, factor: u32) {
+        let factor = factor.max(1);
+        let per_minute =
+            NonZeroU32::new((self.per_minute / factor).max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new((self.burst / factor).max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        let direct: Arc<Direct<C>> = Arc::new(
+            RateLimiter::direct_with_clock(quota, self.clock.clone())
+                .with_middleware::<StateInformationMiddleware>(),
+        );
+        self.tightened.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.insert(identity.clone(), direct.clone());
+            m
+        });
+    }
+
+    /// Ends a [`RateLimit::tighten`].
+    pub fn relax(&self, identity: &str) {
+        self.tightened.rcu(|m| {
+            let mut m = HashMap::clone(m);
+            m.remove(identity);
+            m
+        });
+    }
+
+    /// Whether `identity` is tightened now.
+    pub fn is_tightened(&self, identity: &str) -> bool {
+        self.tightened.load().contains_key(identity)
     }
 
     /// The guard's mode.
@@ -162,6 +210,12 @@ impl<C: Clock + Clone> RateLimit<C> {
     /// # Errors
     /// A 429 [`Rejection`] with `retry_after`, and the quotas to send with it.
     pub fn acquire(&self, identity: &Identity) -> Result<Quotas, (Rejection, Quotas)> {
+        // A tightened identity must pass its own, smaller quota as well.
+        if let Some(t) = self.tightened.load().get(identity.id()) {
+            if let Err(not_until) = t.check() {
+                return Err(self.refusal(not_until.wait_time_from(self.clock.now())));
+            }
+        }
         match self.limiter.check_key(identity.id_arc()) {
             Ok(snapshot) => {
                 let remaining = snapshot.remaining_burst_capacity();
@@ -173,22 +227,24 @@ impl<C: Clock + Clone> RateLimit<C> {
                     reset_secs: Self::secs_ceil(self.period * used),
                 })
             }
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                // Retry-After is whole seconds, at least 1, never earlier than the quota allows.
-                let secs = Self::secs_ceil(wait).max(1);
-                let quotas = Quotas {
-                    limit: self.burst,
-                    window_secs: self.window_secs(),
-                    remaining: 0,
-                    reset_secs: secs,
-                };
-                let rejection = Rejection::new(Reason::RateLimited, GuardId::RATE_LIMIT)
-                    .with_retry_after(Duration::from_secs(secs))
-                    .with_severity(Severity::Low);
-                Err((rejection, quotas))
-            }
+            Err(not_until) => Err(self.refusal(not_until.wait_time_from(self.clock.now()))),
         }
+    }
+
+    /// The 429 for a request that may be retried after `wait`.
+    fn refusal(&self, wait: Duration) -> (Rejection, Quotas) {
+        // Retry-After is whole seconds, at least 1, never earlier than the quota allows.
+        let secs = Self::secs_ceil(wait).max(1);
+        let quotas = Quotas {
+            limit: self.burst,
+            window_secs: self.window_secs(),
+            remaining: 0,
+            reset_secs: secs,
+        };
+        let rejection = Rejection::new(Reason::RateLimited, GuardId::RATE_LIMIT)
+            .with_retry_after(Duration::from_secs(secs))
+            .with_severity(Severity::Low);
+        (rejection, quotas)
     }
 
     /// Drops the state of identities whose bucket is full again; call it periodically.

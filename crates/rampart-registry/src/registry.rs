@@ -342,6 +342,19 @@ impl Registry {
         Ok(history::read(&dir.join(HISTORY_FILE))?)
     }
 
+    /// The version [`Registry::rollback`] would return to now, if any: the server loads and verifies it before
+    /// it asks the registry to roll back, so the old version serves until the new one is ready.
+    ///
+    /// # Errors
+    /// [`RegistryError::NoSuchModel`], [`RegistryError::History`].
+    pub fn previous(&self, name: &ModelName) -> Result<Option<Version>, RegistryError> {
+        let dir = self.existing_model_dir(name)?;
+        let history_path = dir.join(HISTORY_FILE);
+        let mut stack = history::stack(&history_path, &history::read(&history_path)?)?;
+        stack.pop();
+        Ok(stack.pop())
+    }
+
     /// Makes `version` the active version of `name`, after verifying it when `trust` says so, and records the
     /// change in the history.
     ///

@@ -1,7 +1,7 @@
 //! Run-time access state: the blocked identities (set by operators through the admin API, persisted under the
 //! data directory so a restart does not unblock anyone) and the keys-file reloader.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -12,20 +12,41 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{KeyStore, KeysFile};
 
-/// Identities refused with 403 `blocked`. Read once per request from an [`ArcSwap`] snapshot (no lock on the
-/// request path); changes are rare, serialized, and written to disk before they take effect.
+/// Identities refused with 403 `blocked`, each until a time or for good. Read once per request from an
+/// [`ArcSwap`] snapshot (no lock on the request path); changes are rare, serialized, and written to disk
+/// before they take effect. An expired block stops applying at once (the check compares times); the
+/// incident sweeper later removes it from the file.
+///
+/// The file is a JSON object, identity → `null` (until unblocked) or the Unix time in milliseconds the block
+/// ends; the list of identities written before blocks could expire is still read.
 pub(crate) struct Blocklist {
-    set: ArcSwap<BTreeSet<String>>,
+    set: ArcSwap<BTreeMap<String, Option<i64>>>,
     path: PathBuf,
     write: Mutex<()>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum BlockFile {
+    Until(BTreeMap<String, Option<i64>>),
+    Forever(BTreeSet<String>),
+}
+
+/// Now, in Unix milliseconds: a block of one second must not last two.
+pub(crate) fn now_unix_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 impl Blocklist {
     /// Opens `<dir>/blocked.json` (absent: nobody is blocked).
     pub(crate) fn open(path: PathBuf) -> std::io::Result<Self> {
-        let set: BTreeSet<String> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        let set = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes).map_err(std::io::Error::other)? {
+                BlockFile::Until(m) => m,
+                BlockFile::Forever(s) => s.into_iter().map(|id| (id, None)).collect(),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(e),
         };
         Ok(Self {
@@ -36,22 +57,84 @@ impl Blocklist {
     }
 
     pub(crate) fn is_blocked(&self, id: &str) -> bool {
-        self.set.load().contains(id)
+        match self.set.load().get(id) {
+            None => false,
+            Some(None) => true,
+            Some(Some(until)) => now_unix_ms() < *until,
+        }
     }
 
+    /// The identities blocked now.
     pub(crate) fn list(&self) -> Vec<String> {
-        self.set.load().iter().cloned().collect()
+        let now = now_unix_ms();
+        self.set
+            .load()
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|u| now < u))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
-    /// Blocks (`true`) or unblocks an identity; returns whether anything changed.
+    /// Blocks (`true`, for good) or unblocks an identity; returns whether anything changed.
     pub(crate) fn set_blocked(&self, id: &str, blocked: bool) -> std::io::Result<bool> {
+        self.update(|next| {
+            if blocked {
+                next.insert(id.to_owned(), None) != Some(None)
+            } else {
+                next.remove(id).is_some()
+            }
+        })
+    }
+
+    /// Blocks an identity until `until` (Unix milliseconds). A block for good is left as it is.
+    pub(crate) fn block_until(&self, id: &str, until: i64) -> std::io::Result<bool> {
+        self.update(|next| match next.get(id) {
+            Some(None) => false,
+            Some(Some(u)) if *u >= until => false,
+            _ => {
+                next.insert(id.to_owned(), Some(until));
+                true
+            }
+        })
+    }
+
+    /// Lifts a block that ends at `until` (one a responder set); a block set since by someone else stays.
+    pub(crate) fn lift_until(&self, id: &str, until: i64) -> std::io::Result<bool> {
+        self.update(|next| {
+            if next.get(id) == Some(&Some(until)) {
+                next.remove(id);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    /// Forgets expired blocks (they already do not apply).
+    pub(crate) fn purge_expired(&self) -> std::io::Result<bool> {
+        let now = now_unix_ms();
+        if !self
+            .set
+            .load()
+            .values()
+            .any(|u| u.is_some_and(|u| u <= now))
+        {
+            return Ok(false);
+        }
+        self.update(|next| {
+            let before = next.len();
+            next.retain(|_, u| u.is_none_or(|u| now < u));
+            next.len() != before
+        })
+    }
+
+    fn update(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, Option<i64>>) -> bool,
+    ) -> std::io::Result<bool> {
         let _guard = self.write.lock();
-        let mut next = BTreeSet::clone(&self.set.load());
-        let changed = if blocked {
-            next.insert(id.to_owned())
-        } else {
-            next.remove(id)
-        };
+        let mut next = BTreeMap::clone(&self.set.load());
+        let changed = change(&mut next);
         if changed {
             let bytes = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
             write_atomic(&self.path, &bytes)?;
@@ -129,3 +212,6 @@ pub(crate) fn spawn_keys_reloader(path: PathBuf, store: Weak<ArcSwap<KeyStore>>,
 fn digest_of(path: &Path) -> Option<[u8; 32]> {
     std::fs::read(path).ok().map(|b| Sha256::digest(b).into())
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,8 +5,14 @@
 //!
 //! - `GET  /metrics`                              `admin:metrics` (none on loopback)
 //! - `GET  /admin/models`                         `admin:models`
+//! - `GET  /admin/models/{name}/history`          `admin:models` (the registry's activations and rollbacks)
+//! - `POST /admin/models/{name}/versions/{v}/activate`  `admin:deploy`, body optional `{"why": "..."}`
+//! - `POST /admin/models/{name}/rollback`         `admin:deploy`, body optional `{"why": "..."}`
 //! - `GET  /admin/review[?status=pending]`        `admin:review`
 //! - `POST /admin/review/{review_id}/resolve`     `admin:review`, body `{"label": "...", "note": "..."}`
+//! - `POST /admin/review/expire[?older_than_secs=N]`  `admin:review`
+//! - `GET  /admin/incidents`                      `admin:incidents` (incident actions in force)
+//! - `DELETE /admin/incidents/{id}`               `admin:incidents` (lift one, audited)
 //! - `GET  /admin/identities/blocked`             `admin:identities`
 //! - `POST /admin/identities/{id}/block|unblock`  `admin:identities`
 //! - `POST /admin/audit/verify`                   `admin:audit`
@@ -20,7 +26,7 @@ use axum::extract::{Query, State};
 use crate::routes::SafePath;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::{Extension, Router};
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -35,6 +41,8 @@ use crate::gateway::{kind_name, new_request_id, Gateway};
 use crate::rbac::AdminArea;
 use crate::respond;
 use crate::review::{Resolution, Resolved};
+use crate::swap::{Change, SwapError};
+use rampart_registry::Note;
 
 /// Largest admin request body.
 const MAX_ADMIN_BODY: usize = 16 * 1024;
@@ -55,10 +63,34 @@ pub(crate) fn router(gw: Gateway) -> Router {
             get(|| async { ok(json!({"live": true})) }),
         )
         .route("/admin/models", gated(AdminArea::Models, get(models)))
+        .route(
+            "/admin/models/{name}/history",
+            gated(AdminArea::Models, get(model_history)),
+        )
+        .route(
+            "/admin/models/{name}/versions/{version}/activate",
+            gated(AdminArea::Deploy, post(model_activate)),
+        )
+        .route(
+            "/admin/models/{name}/rollback",
+            gated(AdminArea::Deploy, post(model_rollback)),
+        )
         .route("/admin/review", gated(AdminArea::Review, get(review_list)))
         .route(
             "/admin/review/{review_id}/resolve",
             gated(AdminArea::Review, post(review_resolve)),
+        )
+        .route(
+            "/admin/review/expire",
+            gated(AdminArea::Review, post(review_expire)),
+        )
+        .route(
+            "/admin/incidents",
+            gated(AdminArea::Incidents, get(incidents_list)),
+        )
+        .route(
+            "/admin/incidents/{id}",
+            gated(AdminArea::Incidents, delete(incident_lift)),
         )
         .route(
             "/admin/identities/blocked",
@@ -120,19 +152,132 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
 async fn models(State(gw): State<Gateway>) -> Response {
     let mut list: Vec<_> = gw
         .shared
-        .models
-        .values()
-        .map(|m| {
+        .slots()
+        .map(|slot| {
+            let m = slot.current();
             json!({
                 "name": m.name,
                 "version": m.version,
                 "kind": kind_name(&m.info.kind),
                 "width": m.info.width,
+                "registry": slot.registry().is_some(),
             })
         })
         .collect();
     list.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     ok(json!({ "models": list }))
+}
+
+/// The optional body of activate and rollback.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct WhyBody {
+    #[serde(default)]
+    why: Option<String>,
+}
+
+/// Reads a small optional JSON body; `Err` is the 400 to answer.
+async fn small_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> Result<T, Response> {
+    let bad = |detail: &'static str| {
+        respond::rejection(
+            &Rejection::new(Reason::InvalidJson, GuardId::ROUTE).with_detail(detail),
+            &new_request_id(),
+        )
+    };
+    let Ok(bytes) = http_body_util::Limited::new(body, MAX_ADMIN_BODY)
+        .collect()
+        .await
+    else {
+        return Err(bad("the body could not be read or is too large"));
+    };
+    let bytes = bytes.to_bytes();
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|_| bad("the body is not the JSON this route expects"))
+}
+
+fn refused(r: &Rejection) -> Response {
+    respond::rejection(r, &new_request_id())
+}
+
+async fn model_history(State(gw): State<Gateway>, SafePath(name): SafePath<String>) -> Response {
+    let Some(slot) = gw.shared.slot(&name) else {
+        return refused(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE));
+    };
+    let Some((registry, model)) = slot.registry() else {
+        return refused(&SwapError::NotRegistry.rejection());
+    };
+    let (registry, model) = (registry.clone(), model.clone());
+    let serving = slot.current().version.clone();
+    match blocking(&gw, "model history", move || registry.history(&model)).await {
+        Ok(entries) => ok(json!({"name": name, "serving": serving, "history": entries})),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /admin/models/{name}/versions/{version}/activate`.
+async fn model_activate(
+    State(gw): State<Gateway>,
+    SafePath((name, version)): SafePath<(String, String)>,
+    Extension(Admin(who)): Extension<Admin>,
+    body: Body,
+) -> Response {
+    let Ok(version) = rampart_registry::Version::new(&version) else {
+        return refused(
+            &Rejection::new(Reason::NotFound, GuardId::ROUTE).with_detail("no such version"),
+        );
+    };
+    change_model(gw, name, Change::Activate(version), who, body).await
+}
+
+/// `POST /admin/models/{name}/rollback`.
+async fn model_rollback(
+    State(gw): State<Gateway>,
+    SafePath(name): SafePath<String>,
+    Extension(Admin(who)): Extension<Admin>,
+    body: Body,
+) -> Response {
+    change_model(gw, name, Change::Rollback, who, body).await
+}
+
+async fn change_model(
+    gw: Gateway,
+    name: String,
+    change: Change,
+    who: Identity,
+    body: Body,
+) -> Response {
+    let why: WhyBody = match small_json(body).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let Some(slot) = gw.shared.slot(&name).cloned() else {
+        return refused(&Rejection::new(Reason::ModelNotFound, GuardId::ROUTE));
+    };
+    let note = Note::now(who.id(), why.why.unwrap_or_default());
+    match slot.change(change.clone(), note).await {
+        Ok(changed) => {
+            gw.shared
+                .record_model_change(&name, &change, &changed, who.id())
+                .await;
+            ok(json!({
+                "name": name,
+                "action": change.name(),
+                "from": changed.from,
+                "to": changed.to,
+                "history": changed.entry,
+            }))
+        }
+        Err(e) => {
+            tracing::warn!(model = %name, by = %who.id(), action = change.name(), "model change refused: {e}");
+            if matches!(e, SwapError::Refused(_) | SwapError::Failed(_)) {
+                gw.shared
+                    .raise_model_alert(&name, "model_version_refused", e.to_string());
+            }
+            refused(&e.rejection())
+        }
+    }
 }
 
 async fn review_list(
@@ -190,13 +335,29 @@ async fn review_resolve(
         review_id: review_id.clone(),
         time: OffsetDateTime::now_utc(),
         by: who.id().to_owned(),
-        label: parsed.label,
+        label: parsed.label.clone(),
         note: parsed.note,
+        expired: false,
     };
     let queue = gw.shared.review.clone();
     match blocking(&gw, "review resolve", move || queue.resolve(resolution)).await {
-        Ok(Resolved::Now) => {
+        Ok(Resolved::Now(item)) => {
             tracing::info!(review_id = %review_id, by = %who.id(), "review item resolved");
+            // The label is feedback on the model's answer (accuracy monitoring reads it from the audit):
+            // recorded with what it is feedback on.
+            let fields = json!({
+                "action": "review_resolve",
+                "review_id": review_id,
+                "request_id": item["request_id"],
+                "model": item["model"],
+                "model_version": item["model_version"],
+                "probabilities": item["probabilities"],
+                "label": parsed.label,
+                "by": who.id(),
+            });
+            if let Err(e) = gw.shared.audit_action(&fields).await {
+                return internal(&gw, "review resolve", &e);
+            }
             ok(json!({"review_id": review_id, "resolved": true}))
         }
         Ok(Resolved::Already) => {
@@ -204,6 +365,53 @@ async fn review_resolve(
         }
         Ok(Resolved::Unknown) => not_found("no such review item"),
         Err(resp) => resp,
+    }
+}
+
+/// `POST /admin/review/expire[?older_than_secs=N]`: expires pending items older than N seconds (default
+/// `[review] max_age_secs`).
+async fn review_expire(
+    State(gw): State<Gateway>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let asked = match q.get("older_than_secs").map(|v| v.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return refused(
+                &Rejection::new(Reason::InvalidJson, GuardId::ROUTE)
+                    .with_detail("older_than_secs must be a whole number of seconds"),
+            )
+        }
+    };
+    let age = asked.or(gw.shared.review_max_age.map(|d| d.as_secs()));
+    let Some(age) = age else {
+        return refused(
+            &Rejection::new(Reason::Conflict, GuardId::ROUTE)
+                .with_detail("no [review] max_age_secs: give ?older_than_secs=N"),
+        );
+    };
+    let age = std::time::Duration::from_secs(age);
+    match gw.shared.expire_review(age).await {
+        Ok(ids) => ok(json!({"expired": ids})),
+        Err(e) => internal(&gw, "review expire", &e),
+    }
+}
+
+async fn incidents_list(State(gw): State<Gateway>) -> Response {
+    ok(json!({"actions": gw.shared.incidents.list()}))
+}
+
+/// `DELETE /admin/incidents/{id}`: lifts an action in force.
+async fn incident_lift(
+    State(gw): State<Gateway>,
+    SafePath(id): SafePath<String>,
+    Extension(Admin(who)): Extension<Admin>,
+) -> Response {
+    match crate::incidents::lift(&gw.shared, &id, who.id()).await {
+        Ok(a) => ok(json!({"lifted": a})),
+        Err(crate::incidents::LiftError::Unknown) => not_found("no such incident action in force"),
+        Err(crate::incidents::LiftError::Io(e)) => internal(&gw, "incident lift", &e),
     }
 }
 

@@ -6,8 +6,10 @@
 //! One task drains the bounded queue into the sinks: the JSON-lines file (`<data-dir>/alerts/alerts.jsonl`),
 //! the audit log (each alert is also an `alert` record, so the tamper-evident log holds it) and, when
 //! configured, the webhook (`[alerts.webhook]`: POST JSON, retries with backoff, bounded queue, the URL from
-//! a secret file; see [`crate::webhook`]). An alert that does not fit the queue is counted (`rampart_alerts_dropped_total`)
-//! and still logged.
+//! a secret file; see [`crate::webhook`]). An alert that does not fit the queue is counted
+//! (`rampart_alerts_dropped_total`) and still logged. When incident rules are configured, every alert is also
+//! handed, before deduplication and with the real identity, to the incident responder ([`crate::incidents`]);
+//! one that does not fit its queue is counted the same way.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -82,6 +84,8 @@ pub struct AlertSink {
     storms: Arc<StormDetector>,
     dedupe: Arc<Dedupe>,
     audit: Option<AuditWriter>,
+    /// The incident responder, once the gateway has started it (see [`crate::incidents`]).
+    responder: Arc<std::sync::OnceLock<mpsc::Sender<Alert>>>,
 }
 
 impl AlertSink {
@@ -112,12 +116,25 @@ impl AlertSink {
             storms: Arc::new(StormDetector::new(storm_threshold)),
             dedupe: Arc::new(Dedupe::new(dedupe_window)),
             audit: sinks.audit,
+            responder: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    /// Hands every alert raised from now on to the incident responder as well.
+    pub(crate) fn set_responder(&self, tx: mpsc::Sender<Alert>) {
+        let _ = self.responder.set(tx);
     }
 
     /// Raises an alert: deduplicated, pseudonymized, logged at once, delivered to the sinks when the queue
     /// has room.
     pub fn raise(&self, alert: Alert) {
+        // The responder sees every alert, repeats included (an action may have expired since the first), and
+        // the real identity: it must block the caller, not its pseudonym.
+        if let Some(responder) = self.responder.get() {
+            if responder.try_send(alert.clone()).is_err() {
+                self.counters.dropped.inc();
+            }
+        }
         if self.dedupe.is_repeat(&alert, Instant::now()) {
             self.counters.suppressed.inc();
             return;
@@ -201,6 +218,9 @@ fn shown_identity(audit: Option<&AuditWriter>, identity: Option<&str>) -> Option
     })
 }
 
+/// Kinds raised once per distinct event, never suppressed as repeats.
+const NEVER_DEDUPED: &[&str] = &["incident_action", "model_version_changed"];
+
 /// What makes two alerts the same alert: kind, identity, model.
 type AlertKey = (&'static str, Option<String>, Option<String>);
 
@@ -220,7 +240,9 @@ impl Dedupe {
     }
 
     fn is_repeat(&self, alert: &Alert, now: Instant) -> bool {
-        if self.window.is_zero() {
+        // Each incident action and each version change is its own event (an apply and its lift share kind,
+        // identity and model), and they are few: never folded into an earlier one.
+        if self.window.is_zero() || NEVER_DEDUPED.contains(&alert.kind) {
             return false;
         }
         let key = (alert.kind, alert.identity.clone(), alert.model.clone());
@@ -266,5 +288,36 @@ impl StormDetector {
         }
         entry.1 = entry.1.saturating_add(1);
         entry.1 == self.threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::{Duration, Instant};
+
+    use super::{Alert, Dedupe};
+
+    fn alert(kind: &'static str) -> Alert {
+        Alert {
+            time: time::OffsetDateTime::now_utc(),
+            kind,
+            severity: rampart_core::Severity::High,
+            model: Some("m".into()),
+            identity: Some("mallory".into()),
+            request_id: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn repeats_are_suppressed_but_incident_actions_never_are() {
+        let d = Dedupe::new(Duration::from_secs(60));
+        let now = Instant::now();
+        assert!(!d.is_repeat(&alert("anomalous_input"), now));
+        assert!(d.is_repeat(&alert("anomalous_input"), now));
+        assert!(!d.is_repeat(&alert("incident_action"), now));
+        assert!(!d.is_repeat(&alert("incident_action"), now));
     }
 }

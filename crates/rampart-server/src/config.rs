@@ -67,7 +67,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub alerts: AlertsConfig,
     /// `[roles]`: role name → permissions (`predict:<model>`, `predict:*`, `output:full`, `admin:models`,
-    /// `admin:review`, `admin:identities`, `admin:audit`, `admin:metrics`, `admin:*`). When the section is
+    /// `admin:deploy`, `admin:review`, `admin:identities`, `admin:incidents`, `admin:audit`, `admin:metrics`,
+    /// `admin:*`). When the section is
     /// absent the built-in roles apply (see [`crate::rbac::Roles::builtin`]): `predictor = ["predict:*"]`,
     /// `anonymous = ["predict:*"]`, `admin = ["admin:*"]`, so keys made with `--role predictor` keep working.
     /// When it is present it replaces them whole: a role not listed grants nothing.
@@ -76,6 +77,12 @@ pub struct RawConfig {
     /// `[[models]]`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// `[incidents]`: `[[incidents.rules]]` from alert kinds to actions (see [`crate::incidents`]).
+    #[serde(default)]
+    pub incidents: crate::incidents::Config,
+    /// `[review]`: the human review queue (see [`crate::review::Config`]).
+    #[serde(default)]
+    pub review: crate::review::Config,
     /// Directory that relative paths are resolved against (the config file's); not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -115,6 +122,18 @@ pub struct ServerConfig {
     /// Default 1024: bounded memory and file descriptors whatever the clients do.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Serve only signed model versions. Default true: every `[[models]]` entry must then be registry-backed
+    /// (`registry = "models"`), and `serve` refuses to start when the active version is unsigned, signed by
+    /// another key, or has a file that differs from its signed manifest (the error names the file). Only the
+    /// embedded demo sets it to false, to serve its plain `path` model; a plain `path` entry with this on is a
+    /// config error that names the fix.
+    #[serde(default = "default_true")]
+    pub require_signatures: bool,
+    /// The ed25519 public key (`rampart keygen --kind ed25519` writes `FILE.pub`) that registry versions must
+    /// be signed with (`rampart model sign`). Required when any model is registry-backed: a registry version is
+    /// always verified, whatever `require_signatures` says.
+    #[serde(default)]
+    pub model_public_key_file: Option<PathBuf>,
 }
 
 /// `[server] tls`.
@@ -167,6 +186,8 @@ impl Default for ServerConfig {
             tls: None,
             insecure_plaintext: false,
             max_connections: default_max_connections(),
+            require_signatures: true,
+            model_public_key_file: None,
         }
     }
 }
@@ -386,11 +407,20 @@ impl Default for AlertsConfig {
 pub struct ModelConfig {
     /// Name in URLs: 1–64 of `a-z 0-9 _ -`.
     pub name: String,
-    /// Version reported by `/v2/models/{name}` and written to the audit. Default "1".
-    #[serde(default = "default_version")]
-    pub version: String,
-    /// The ONNX file.
-    pub path: PathBuf,
+    /// Version reported by `/v2/models/{name}` and written to the audit, for a `path` entry. Default "1". A
+    /// registry entry takes its version from the registry's `active.json`, so setting it there is an error.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The ONNX file (an unsigned model: allowed only with `[server] require_signatures = false`). Give
+    /// either `path` or `registry`.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// A model registry root (`rampart model sign|activate` write it): the model is served from
+    /// `<registry>/<name>/<active version>/`, its ONNX file and baseline verified against
+    /// `[server] model_public_key_file` before loading. Hot swap and rollback (admin API, or `rampart model
+    /// activate|rollback` while serving) change the served version without a restart.
+    #[serde(default)]
+    pub registry: Option<PathBuf>,
     /// The `aes256` key file (`rampart keygen --kind aes256`) when `path` is encrypted with
     /// `rampart encrypt` (e.g. `m.onnx.enc`). Default: none, the file is plain ONNX. The model is
     /// decrypted in memory only, every chunk authenticated before it loads; the plaintext buffer is
@@ -440,11 +470,15 @@ pub struct TrainingData {
     pub public_key_file: Option<PathBuf>,
 }
 
-fn default_version() -> String {
-    "1".to_owned()
-}
+/// The version of a `path` entry when none is given.
+const DEFAULT_VERSION: &str = "1";
 
 impl ModelConfig {
+    /// The configured version (`path` entries), or the default "1".
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or(DEFAULT_VERSION)
+    }
+
     /// The pipeline sections.
     pub fn pipeline(&self) -> PipelineConfig {
         PipelineConfig {
@@ -532,6 +566,15 @@ impl RawConfig {
         if self.alerts.rate_limit_storm == 0 {
             err("alerts.rate_limit_storm".into(), "must be > 0");
         }
+        for (path, message) in self.incidents.validate() {
+            err(path, &message);
+        }
+        if self.review.max_age_secs == Some(0) {
+            err(
+                "review.max_age_secs".into(),
+                "must be > 0 (or absent: items never expire)",
+            );
+        }
         if self.models.is_empty() {
             err("models".into(), "at least one [[models]] entry is required");
         }
@@ -560,12 +603,14 @@ impl RawConfig {
                     );
                 }
             }
-            if m.version.is_empty() || m.version.len() > 64 || m.version.contains(['/', ' ']) {
+            let v = m.version();
+            if v.is_empty() || v.len() > 64 || v.contains(['/', ' ']) {
                 err(
                     at("version"),
                     "must be 1-64 characters without '/' or spaces",
                 );
             }
+            self.validate_source(i, m, &mut err);
             if m.rate_limit.per_minute == 0 {
                 err(at("rate_limit.per_minute"), "must be > 0");
             }
@@ -590,7 +635,8 @@ impl RawConfig {
             let needs_baseline = m.anomaly.mode.is_on()
                 || (m.validate.mode.is_on()
                     && m.validate.ranges == validate::RangeSource::Baseline);
-            if needs_baseline && m.baseline.is_none() {
+            // A registry version always carries its signed baseline.
+            if needs_baseline && m.baseline.is_none() && m.registry.is_none() {
                 err(
                     at("baseline"),
                     "range validation and anomaly detection need a baseline (rampart profile); \
@@ -605,6 +651,52 @@ impl RawConfig {
             hook.validate("alerts.webhook", &mut errors);
         }
         errors
+    }
+
+    /// `path` or `registry`, and whether signatures allow a `path`.
+    fn validate_source(&self, i: usize, m: &ModelConfig, err: &mut impl FnMut(String, &str)) {
+        let at = |field: &str| format!("models[{i}].{field}");
+        match (&m.path, &m.registry) {
+            (Some(_), Some(_)) => err(at("registry"), "give either path or registry, not both"),
+            (None, None) => err(
+                at("path"),
+                "give registry = \"DIR\" (a signed model registry) or path = \"FILE.onnx\"",
+            ),
+            (Some(_), None) if self.server.require_signatures => err(
+                at("path"),
+                "[server] require_signatures is on (the default), and a plain path is not signed: serve a \
+                 signed registry version instead (registry = \"DIR\"; rampart model sign, then rampart model \
+                 activate), or set [server] require_signatures = false to serve unsigned files",
+            ),
+            (None, Some(_)) => {
+                if m.version.is_some() {
+                    err(
+                        at("version"),
+                        "a registry entry is served at the registry's active version: remove version",
+                    );
+                }
+                if m.baseline.is_some() {
+                    err(
+                        at("baseline"),
+                        "a registry version carries its own signed baseline: remove baseline",
+                    );
+                }
+                if m.key_file.is_some() {
+                    err(
+                        at("key_file"),
+                        "encrypted models are served from path, not from a registry",
+                    );
+                }
+                if self.server.model_public_key_file.is_none() {
+                    err(
+                        "server.model_public_key_file".into(),
+                        "registry versions are verified against a public key: set model_public_key_file \
+                         (the .pub that rampart keygen --kind ed25519 writes beside the signing key)",
+                    );
+                }
+            }
+            _ => {}
+        }
     }
 
     fn validate_transport(&self, err: &mut impl FnMut(String, &str)) {
@@ -721,7 +813,8 @@ impl RawConfig {
                         err(
                             format!("roles.{role}"),
                             "unknown permission: use predict:<model>, predict:*, output:full, \
-                             admin:models, admin:review, admin:identities, admin:audit, admin:metrics or admin:*",
+                             admin:models, admin:deploy, admin:review, admin:identities, admin:incidents, \
+                             admin:audit, admin:metrics or admin:*",
                         );
                     }
                 }

@@ -29,6 +29,8 @@ use crate::rbac::{AdminArea, Grants, Roles};
 use crate::render;
 use crate::respond;
 use crate::review::{ReviewItem, ReviewQueue};
+use crate::swap::{ModelSlot, Source};
+use rampart_registry::{ModelName, Registry};
 
 /// Why the gateway cannot start. Each message names the file and the field it is about.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +80,15 @@ pub(crate) struct Shared {
     pub(crate) audit_dir: Option<PathBuf>,
     /// The public half of the audit's checkpoint key, when checkpoints are signed.
     pub(crate) audit_public_key: Option<Arc<rampart_crypto::sign::VerifyingKey>>,
-    pub(crate) models: HashMap<String, Arc<ServedModel>>,
+    /// Each model's slot: the version serving now, swappable (see [`crate::swap`]).
+    models: HashMap<String, Arc<ModelSlot>>,
     audit: Option<Audit>,
-    alerts: AlertSink,
+    pub(crate) alerts: AlertSink,
     pub(crate) review: ReviewQueue,
+    /// `[review] max_age_secs`.
+    pub(crate) review_max_age: Option<Duration>,
+    /// Incident rules and the actions in force.
+    pub(crate) incidents: crate::incidents::Incidents,
     pub(crate) metrics: Metrics,
     unknown: ModelMetrics,
     max_body: usize,
@@ -163,18 +170,20 @@ impl Gateway {
         let metrics = Metrics::new();
         let mut models = HashMap::new();
         for (index, m) in cfg.models.iter().enumerate() {
-            let (info, pipeline) = load_model(cfg, index)?;
+            let loaded = load_model(cfg, index)?;
+            let served = ServedModel {
+                name: m.name.clone(),
+                version: loaded.version,
+                info: loaded.info,
+                pipeline: loaded.pipeline,
+                metrics: metrics.for_model(&m.name),
+            };
             models.insert(
                 m.name.clone(),
-                Arc::new(ServedModel {
-                    name: m.name.clone(),
-                    version: m.version.clone(),
-                    info,
-                    pipeline,
-                    metrics: metrics.for_model(&m.name),
-                }),
+                Arc::new(ModelSlot::new(served, loaded.source, m.clone())),
             );
         }
+        let follows_registry = cfg.models.iter().any(|m| m.registry.is_some());
 
         let audit_dir = cfg.audit.enabled.then(|| match &cfg.audit.dir {
             Some(d) => cfg.resolve(d),
@@ -247,12 +256,25 @@ impl Gateway {
             audit,
             alerts,
             review,
+            incidents: crate::incidents::Incidents::new(&cfg.incidents),
+            review_max_age: cfg.review.max_age_secs.map(Duration::from_secs),
             metrics,
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
         });
         spawn_sweeper(Arc::downgrade(&shared));
+        if shared.review_max_age.is_some() {
+            spawn_review_expiry(Arc::downgrade(&shared));
+        }
+        if shared.incidents.has_rules() {
+            let (tx, rx) = tokio::sync::mpsc::channel(crate::incidents::QUEUE);
+            shared.alerts.set_responder(tx);
+            crate::incidents::spawn(Arc::downgrade(&shared), rx);
+        }
+        if follows_registry {
+            crate::swap::spawn_registry_watcher(Arc::downgrade(&shared), REGISTRY_POLL);
+        }
         Ok(Self { shared })
     }
 
@@ -302,11 +324,21 @@ fn build_authenticator(cfg: &RawConfig) -> Result<Authenticator, StartError> {
     ))
 }
 
-/// Loads `models[index]`: its ONNX file, its baseline, and its pipeline.
-pub(crate) fn load_model(
-    cfg: &RawConfig,
-    index: usize,
-) -> Result<(ModelInfo, Pipeline), StartError> {
+/// How often registry-backed models look for an `active.json` changed by the CLI while serving.
+const REGISTRY_POLL: Duration = Duration::from_secs(1);
+
+/// A model loaded at start-up.
+pub(crate) struct Loaded {
+    pub(crate) info: ModelInfo,
+    pub(crate) pipeline: Pipeline,
+    /// The configured version, or the registry's active one.
+    pub(crate) version: String,
+    pub(crate) source: Source,
+}
+
+/// Loads `models[index]`: its ONNX file, its baseline, and its pipeline — from the registry's active version,
+/// verified, for a registry entry.
+pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartError> {
     let Some(m) = cfg.models.get(index) else {
         return Err(StartError::Config(format!(
             "models[{index}] does not exist"
@@ -320,7 +352,13 @@ pub(crate) fn load_model(
     if let Some(td) = &m.training_data {
         check_training_data(cfg, td).map_err(fail)?;
     }
-    let path = cfg.resolve(&m.path);
+    if let Some(root) = &m.registry {
+        return load_from_registry(cfg, m, &cfg.resolve(root)).map_err(fail);
+    }
+    let Some(path) = &m.path else {
+        return Err(fail("give path or registry".to_owned()));
+    };
+    let path = cfg.resolve(path);
     let backend = match &m.key_file {
         Some(key_file) => load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?,
         None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
@@ -335,12 +373,56 @@ pub(crate) fn load_model(
         .map_err(|e| fail(e.to_string()))?;
     tracing::info!(
         model = %m.name,
-        version = %m.version,
+        version = %m.version(),
         file = %path.display(),
         width = info.width,
         "model loaded"
     );
-    Ok((info, pipeline))
+    Ok(Loaded {
+        info,
+        pipeline,
+        version: m.version().to_owned(),
+        source: Source::File,
+    })
+}
+
+/// The registry's active version of `m`, verified against `[server] model_public_key_file`, then loaded from
+/// the verified bytes. The error names the file that failed.
+fn load_from_registry(
+    cfg: &RawConfig,
+    m: &crate::config::ModelConfig,
+    root: &std::path::Path,
+) -> Result<Loaded, String> {
+    let Some(key_file) = &cfg.server.model_public_key_file else {
+        return Err("[server] model_public_key_file is required for a registry entry".to_owned());
+    };
+    let key_path = cfg.resolve(key_file);
+    let key = rampart_crypto::sign::VerifyingKey::load(&key_path)
+        .map_err(|e| format!("model public key {}: {e}", key_path.display()))?;
+    let registry = Registry::open(root).map_err(|e| e.to_string())?;
+    let name = ModelName::new(&m.name).map_err(|e| e.to_string())?;
+    let verified = registry
+        .active_verified(&name, &key)
+        .map_err(|e| e.to_string())?;
+    let (info, pipeline) = crate::swap::load_verified(m, &verified)?;
+    tracing::info!(
+        model = %m.name,
+        version = %verified.version(),
+        dir = %verified.dir().display(),
+        key_id = %verified.key_id(),
+        width = info.width,
+        "model loaded from the registry, signature verified"
+    );
+    Ok(Loaded {
+        info,
+        pipeline,
+        version: verified.version().as_str().to_owned(),
+        source: Source::Registry {
+            registry,
+            name,
+            key: Arc::new(key),
+        },
+    })
 }
 
 /// Decrypts an encrypted model in memory (never to disk) and loads it. The plaintext is held in a
@@ -429,10 +511,25 @@ fn spawn_sweeper(shared: std::sync::Weak<Shared>) {
         loop {
             tick.tick().await;
             let Some(s) = shared.upgrade() else { return };
-            for m in s.models.values() {
-                if let Some(l) = m.pipeline.limiter() {
+            for slot in s.models.values() {
+                if let Some(l) = slot.current().pipeline.limiter() {
                     l.sweep();
                 }
+            }
+        }
+    });
+}
+
+/// Expires old review items every minute (`[review] max_age_secs`).
+fn spawn_review_expiry(shared: std::sync::Weak<Shared>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(s) = shared.upgrade() else { return };
+            let Some(age) = s.review_max_age else { return };
+            if let Err(e) = s.expire_review(age).await {
+                s.raise_internal(format!("review expiry: {e}"));
             }
         }
     });
@@ -482,8 +579,72 @@ impl Shared {
         self.metrics.render()
     }
 
-    pub(crate) fn model(&self, name: &str) -> Option<&Arc<ServedModel>> {
+    /// The version of `name` serving now. A request calls this once and keeps the `Arc`, so it finishes on
+    /// that version even if another is swapped in meanwhile.
+    pub(crate) fn model(&self, name: &str) -> Option<Arc<ServedModel>> {
+        self.models.get(name).map(|s| s.current())
+    }
+
+    /// The slot of `name`, for changes of its version.
+    pub(crate) fn slot(&self, name: &str) -> Option<&Arc<ModelSlot>> {
         self.models.get(name)
+    }
+
+    /// Every model's slot.
+    pub(crate) fn slots(&self) -> impl Iterator<Item = &Arc<ModelSlot>> {
+        self.models.values()
+    }
+
+    /// Whether any model is served.
+    pub(crate) fn has_models(&self) -> bool {
+        !self.models.is_empty()
+    }
+
+    /// Expires pending review items older than `age`; each expiry is an `action` audit record.
+    ///
+    /// # Errors
+    /// When the queue's files cannot be read or written.
+    pub(crate) async fn expire_review(&self, age: Duration) -> Result<Vec<String>, String> {
+        let cutoff = OffsetDateTime::now_utc() - age;
+        let queue = self.review.clone();
+        let ids = tokio::task::spawn_blocking(move || queue.expire(cutoff))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        if !ids.is_empty() {
+            self.audit_action(&serde_json::json!({
+                "action": "review_expire",
+                "review_ids": ids,
+                "max_age_secs": age.as_secs(),
+                "by": "expiry",
+            }))
+            .await?;
+        }
+        Ok(ids)
+    }
+
+    /// Records an operator's or a responder's action: an `action` audit record (fields as given, plus what
+    /// the audit adds: time, sequence, chain), written before the caller reports success. Without an audit
+    /// log it is only logged.
+    ///
+    /// # Errors
+    /// When the record cannot be written (the caller decides whether that undoes the action).
+    pub(crate) async fn audit_action(&self, fields: &serde_json::Value) -> Result<(), String> {
+        tracing::warn!(action = %fields, "action");
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        match audit
+            .writer
+            .commit_event(rampart_audit::EventKind::Action, fields)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.metrics.audit_failures.inc();
+                Err(format!("action not recorded in the audit log: {e}"))
+            }
+        }
     }
 
     pub(crate) fn authenticate(
@@ -727,9 +888,10 @@ impl Shared {
             Ok(g) => g,
             Err(resp) => return early(resp),
         };
-        // Routing: the name is never echoed.
+        // Routing: the name is never echoed. The version is chosen here, once: a swap after this point does not
+        // change which version answers this request.
         let model = match self.model(name) {
-            Some(m) if version.is_none_or(|v| v == m.version) => m.clone(),
+            Some(m) if version.is_none_or(|v| v == m.version) => m,
             _ => {
                 let r = Rejection::new(Reason::ModelNotFound, GuardId::ROUTE);
                 return early(
@@ -875,6 +1037,16 @@ impl Shared {
                 )
             }
             Outcome::Answered(answer) => {
+                // An incident action may have degraded this caller or model to labels only.
+                let degraded;
+                let answer = if self.incidents.label_only(identity.id(), &model.name) {
+                    let mut a = answer.clone();
+                    a.to_labels_only();
+                    degraded = a;
+                    &degraded
+                } else {
+                    answer
+                };
                 let value = render::answer(
                     answer,
                     protocol,

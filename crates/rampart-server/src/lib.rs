@@ -21,6 +21,7 @@ mod audit_log;
 pub mod auth;
 pub mod config;
 mod gateway;
+pub mod incidents;
 pub mod jwt;
 pub mod listen;
 pub mod metrics;
@@ -30,6 +31,7 @@ pub mod respond;
 pub mod review;
 mod routes;
 pub mod secret;
+mod swap;
 pub mod tls;
 pub mod webhook;
 

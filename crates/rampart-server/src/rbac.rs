@@ -3,8 +3,8 @@
 //! learn whether it exists (403 `forbidden` either way).
 //!
 //! Permissions: `predict:<model>`, `predict:*`, `output:full` (full class probabilities instead of the
-//! model's configured sanitization), `admin:models`, `admin:review`, `admin:identities`, `admin:audit`,
-//! `admin:metrics` and `admin:*`.
+//! model's configured sanitization), `admin:models`, `admin:deploy` (activate and roll back model versions),
+//! `admin:review`, `admin:identities`, `admin:incidents`, `admin:audit`, `admin:metrics` and `admin:*`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -22,6 +22,10 @@ pub enum AdminArea {
     Identities,
     /// Audit verification.
     Audit,
+    /// Changing the served model version (activate, rollback): more than reading the model list.
+    Deploy,
+    /// Incident actions (list, lift).
+    Incidents,
     /// `/metrics`, when the admin listener is not on loopback.
     Metrics,
 }
@@ -51,6 +55,8 @@ impl Permission {
             ("admin", "review") => Some(Self::Admin(Some(AdminArea::Review))),
             ("admin", "identities") => Some(Self::Admin(Some(AdminArea::Identities))),
             ("admin", "audit") => Some(Self::Admin(Some(AdminArea::Audit))),
+            ("admin", "deploy") => Some(Self::Admin(Some(AdminArea::Deploy))),
+            ("admin", "incidents") => Some(Self::Admin(Some(AdminArea::Incidents))),
             ("admin", "metrics") => Some(Self::Admin(Some(AdminArea::Metrics))),
             _ => None,
         }

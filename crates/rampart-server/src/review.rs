@@ -2,7 +2,8 @@
 //! `<data-dir>/review/queue.jsonl` (mode 0600: the items hold raw inputs) before the client is told its
 //! answer awaits review. The admin API lists them and resolves them; a resolution is appended to
 //! `resolved.jsonl` beside the queue (the queue itself is append-only, like the audit log), and a listing
-//! joins the two.
+//! joins the two. With `[review] max_age_secs`, pending items older than that expire (checked every minute,
+//! or on `POST /admin/review/expire`): they get a resolution with no label, marked `expired`.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -13,6 +14,16 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+/// `[review]`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Pending items older than this many seconds expire: they are marked `expired` (a resolution with no
+    /// label, by `expiry`) and leave the pending list. Default: absent, items wait until resolved.
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+}
 
 /// One item waiting for a person.
 #[derive(Debug, Clone, Serialize)]
@@ -64,13 +75,16 @@ pub struct Resolution {
     /// Free text.
     #[serde(default)]
     pub note: Option<String>,
+    /// Expired unresolved (`[review] max_age_secs`) rather than decided by a person.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
 }
 
 /// What resolving did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
-    /// Recorded now.
-    Now,
+    /// Recorded now; the item as it was queued (model, version, probabilities: what the label is feedback on).
+    Now(Box<serde_json::Value>),
     /// It had been resolved before; nothing written.
     Already,
     /// No such item.
@@ -133,7 +147,7 @@ impl ReviewQueue {
             match resolutions.get(&id) {
                 Some(_) if pending_only => continue,
                 Some(r) => {
-                    item["status"] = "resolved".into();
+                    item["status"] = if r.expired { "expired" } else { "resolved" }.into();
                     item["resolution"] = serde_json::to_value(r).map_err(std::io::Error::other)?;
                 }
                 None => {}
@@ -150,17 +164,62 @@ impl ReviewQueue {
     pub fn resolve(&self, resolution: Resolution) -> std::io::Result<Resolved> {
         // One writer at a time, under the queue's lock, so two admins cannot both resolve an item.
         let _queue = self.file.lock();
-        let known = read_lines(&self.dir.join("queue.jsonl"))?
-            .iter()
-            .any(|i| i["review_id"] == resolution.review_id.as_str());
-        if !known {
+        let Some(item) = read_lines(&self.dir.join("queue.jsonl"))?
+            .into_iter()
+            .find(|i| i["review_id"] == resolution.review_id.as_str())
+        else {
             return Ok(Resolved::Unknown);
-        }
+        };
         if self.resolutions()?.contains_key(&resolution.review_id) {
             return Ok(Resolved::Already);
         }
         let mut line = serde_json::to_vec(&resolution).map_err(std::io::Error::other)?;
         line.push(b'\n');
+        self.append_resolutions(&line)?;
+        Ok(Resolved::Now(Box::new(item)))
+    }
+
+    /// Expires every pending item queued before `cutoff`: each gets a resolution with no label, marked
+    /// `expired`. Returns the ids expired.
+    ///
+    /// # Errors
+    /// When the files cannot be read or written.
+    pub fn expire(&self, cutoff: OffsetDateTime) -> std::io::Result<Vec<String>> {
+        let _queue = self.file.lock();
+        let resolutions = self.resolutions()?;
+        let now = OffsetDateTime::now_utc();
+        let mut ids = Vec::new();
+        let mut lines = Vec::new();
+        for item in read_lines(&self.dir.join("queue.jsonl"))? {
+            let Some(id) = item["review_id"].as_str() else {
+                continue;
+            };
+            let queued = item["time"].as_str().and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            });
+            if resolutions.contains_key(id) || queued.is_none_or(|t| t >= cutoff) {
+                continue;
+            }
+            let r = Resolution {
+                review_id: id.to_owned(),
+                time: now,
+                by: "expiry".to_owned(),
+                label: None,
+                note: Some("expired unresolved ([review] max_age_secs)".to_owned()),
+                expired: true,
+            };
+            serde_json::to_writer(&mut lines, &r).map_err(std::io::Error::other)?;
+            lines.push(b'\n');
+            ids.push(id.to_owned());
+        }
+        if !lines.is_empty() {
+            self.append_resolutions(&lines)?;
+        }
+        Ok(ids)
+    }
+
+    /// Appends lines to `resolved.jsonl`, durably. Called under the queue's lock.
+    fn append_resolutions(&self, line: &[u8]) -> std::io::Result<()> {
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);
         #[cfg(unix)]
@@ -169,9 +228,8 @@ impl ReviewQueue {
             opts.mode(0o600);
         }
         let mut f = opts.open(self.dir.join("resolved.jsonl"))?;
-        f.write_all(&line)?;
-        f.sync_data()?;
-        Ok(Resolved::Now)
+        f.write_all(line)?;
+        f.sync_data()
     }
 
     fn resolutions(&self) -> std::io::Result<HashMap<String, Resolution>> {

@@ -100,7 +100,7 @@ pub(crate) fn inference(gw: Gateway) -> Router {
 }
 
 async fn ready(State(gw): State<Gateway>) -> Response {
-    ok_json(json!({"ready": !gw.shared.models.is_empty()}))
+    ok_json(json!({"ready": gw.shared.has_models()}))
 }
 
 async fn server_metadata() -> Response {

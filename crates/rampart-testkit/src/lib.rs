@@ -103,11 +103,15 @@ impl TestGateway {
         }
         keys.save(&dir.path().join("keys.toml"))
             .map_err(|e| e.to_string())?;
-        let transport = if setup.server.contains("tls") {
+        let mut transport = if setup.server.contains("tls") {
             setup.server.to_owned()
         } else {
             format!("insecure_plaintext = true\n{}", setup.server)
         };
+        // The kit serves the plain demo file unless a test asks for signatures (registry tests do).
+        if !setup.server.contains("require_signatures") {
+            transport.push_str("\nrequire_signatures = false\n");
+        }
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
              header_read_timeout_ms = 2000\nbody_read_timeout_ms = 2000\n{transport}\n\n\

@@ -146,7 +146,7 @@ pub(crate) fn run(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn parse_bound(s: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
+pub(crate) fn parse_bound(s: Option<&str>) -> anyhow::Result<Option<OffsetDateTime>> {
     s.map(|s| {
         OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .with_context(|| format!("{s:?} is not an RFC 3339 time (2026-11-25T14:00:00Z)"))
@@ -416,7 +416,7 @@ fn replay(dir: &Path, request_id: &str, model: &Path, key_file: &Path) -> anyhow
 }
 
 #[derive(Serialize)]
-struct ExportManifest {
+pub(crate) struct ExportManifest {
     format: &'static str,
     created: String,
     since: Option<String>,
@@ -425,13 +425,17 @@ struct ExportManifest {
     first_seq: u64,
     first_prev: String,
     head: String,
-    records_in_range: u64,
-    files: Vec<ExportFile>,
+    pub(crate) records_in_range: u64,
+    /// The audit segments, archived under `audit/`.
+    pub(crate) files: Vec<ExportFile>,
+    /// Other files of an incident bundle, by their path in the archive (absent from an audit export).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    other_files: Vec<ExportFile>,
     key: String,
 }
 
 #[derive(Serialize)]
-struct ExportFile {
+pub(crate) struct ExportFile {
     name: String,
     bytes: u64,
     sha256: String,
@@ -446,15 +450,25 @@ struct Span {
     last_hash: ChainHash,
 }
 
-fn export(
+/// What goes into a signed bundle: the audit segments covering a range, and their manifest.
+pub(crate) struct Bundle {
+    pub(crate) manifest: ExportManifest,
+    segments: Vec<PathBuf>,
+}
+
+/// The whole segments covering `[since, until)` (contiguous, so the chain inside the bundle verifies), with
+/// a manifest of their digests; `None` when no record falls in the range.
+///
+/// # Errors
+/// When the log cannot be read.
+pub(crate) fn select_segments(
     dir: &Path,
     since: Option<OffsetDateTime>,
     until: Option<OffsetDateTime>,
-    out: &Path,
-    sign_key: &Path,
-) -> anyhow::Result<ExitCode> {
+    format: &'static str,
+    key: &SigningKey,
+) -> anyhow::Result<Option<Bundle>> {
     require_dir(dir)?;
-    let key = SigningKey::load(sign_key)?;
     let in_range = |t: OffsetDateTime| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
     let files = log_files(dir).with_context(|| format!("listing {}", dir.display()))?;
     let bar = Bar::new();
@@ -496,17 +510,14 @@ fn export(
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(bar);
-    // Whole segments, so the chain inside the bundle verifies; contiguous, from the first to the last that
-    // holds a record in range.
     let first = spans.iter().position(|(_, _, s)| s.in_range > 0);
     let last = spans.iter().rposition(|(_, _, s)| s.in_range > 0);
     let (Some(first), Some(last)) = (first, last) else {
-        eprintln!("no record in the range: nothing exported");
-        return Ok(ExitCode::from(1));
+        return Ok(None);
     };
     let chosen = &spans[first..=last];
     let mut manifest = ExportManifest {
-        format: "rampart audit export v1",
+        format,
         created: format_time(OffsetDateTime::now_utc())?,
         since: since.map(format_time).transpose()?,
         until: until.map(format_time).transpose()?,
@@ -515,8 +526,10 @@ fn export(
         head: chosen[chosen.len() - 1].2.last_hash.to_hex(),
         records_in_range: chosen.iter().map(|(_, _, s)| s.in_range).sum(),
         files: Vec::new(),
+        other_files: Vec::new(),
         key: key.id().to_string(),
     };
+    let mut segments = Vec::new();
     for (_, path, _) in chosen {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let name = path
@@ -530,16 +543,40 @@ fn export(
             bytes: bytes.len() as u64,
             sha256: hex::encode(Sha256::digest(&bytes)),
         });
+        segments.push(path.clone());
     }
-    let manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
-    let mut message = EXPORT_DOMAIN.to_vec();
+    Ok(Some(Bundle { manifest, segments }))
+}
+
+/// Writes the bundle as one tar archive (never overwriting `out`): the manifest, its signature (ed25519 over
+/// `domain` followed by the manifest's bytes), the segments under `audit/`, then `others` at their paths
+/// (listed in the manifest's `other_files`).
+///
+/// # Errors
+/// When a file cannot be read, changed since it was selected, or the archive cannot be written.
+pub(crate) fn write_bundle(
+    mut bundle: Bundle,
+    others: &[(String, Vec<u8>)],
+    domain: &[u8],
+    key: &SigningKey,
+    out: &Path,
+) -> anyhow::Result<ExportManifest> {
+    for (name, bytes) in others {
+        bundle.manifest.other_files.push(ExportFile {
+            name: name.clone(),
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        });
+    }
+    let manifest_bytes = serde_json::to_vec_pretty(&bundle.manifest)?;
+    let mut message = domain.to_vec();
     message.extend_from_slice(&manifest_bytes);
     let signature = format!("{} {}\n", key.id(), hex::encode(key.sign(&message)));
     crate::atomic::write_file(out, |w| -> anyhow::Result<()> {
         let mut tar = tar::Builder::new(w);
         append(&mut tar, "manifest.json", &manifest_bytes)?;
         append(&mut tar, "manifest.json.sig", signature.as_bytes())?;
-        for ((_, path, _), file) in chosen.iter().zip(&manifest.files) {
+        for (path, file) in bundle.segments.iter().zip(&bundle.manifest.files) {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             if hex::encode(Sha256::digest(&bytes)) != file.sha256 {
@@ -547,9 +584,29 @@ fn export(
             }
             append(&mut tar, &format!("audit/{}", file.name), &bytes)?;
         }
+        for (name, bytes) in others {
+            append(&mut tar, name, bytes)?;
+        }
         tar.finish().context("finishing the archive")?;
         Ok(())
     })??;
+    Ok(bundle.manifest)
+}
+
+fn export(
+    dir: &Path,
+    since: Option<OffsetDateTime>,
+    until: Option<OffsetDateTime>,
+    out: &Path,
+    sign_key: &Path,
+) -> anyhow::Result<ExitCode> {
+    require_dir(dir)?;
+    let key = SigningKey::load(sign_key)?;
+    let Some(bundle) = select_segments(dir, since, until, "rampart audit export v1", &key)? else {
+        eprintln!("no record in the range: nothing exported");
+        return Ok(ExitCode::from(1));
+    };
+    let manifest = write_bundle(bundle, &[], EXPORT_DOMAIN, &key, out)?;
     println!(
         "wrote {}: {} segment(s), {} record(s) in range, manifest signed by {}",
         out.display(),

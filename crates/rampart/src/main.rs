@@ -8,6 +8,7 @@ mod audit;
 mod crypt;
 mod data;
 mod demo;
+mod incident;
 mod keygen;
 mod keys;
 mod lineage;
@@ -75,6 +76,11 @@ enum Command {
     /// Example: rampart model activate --registry models fraud 3 --public-key signing.key.pub
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Incident response: bundle a time window's evidence into one signed archive.
+    ///
+    /// Example: rampart incident export --since T --until T --audit DIR --out incident.tar --sign-key K
+    #[command(subcommand)]
+    Incident(incident::IncidentCommand),
     /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
     ///
     /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
         Command::Lineage(cmd) => lineage::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Model(cmd) => model::run(cmd),
+        Command::Incident(cmd) => incident::run(cmd),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::Reencrypt(args) => crypt::reencrypt(&args),

@@ -84,3 +84,23 @@ fn default_quota_is_sixty_per_minute() {
     assert_eq!(headers[0].1, "\"default\";q=60;w=60");
     assert_eq!(headers[1].1, "\"default\";r=59;t=1");
 }
+
+/// See: issue 6. A responder's tightening applies to one identity only, and ends when relaxed.
+#[test]
+fn tightened_identity_gets_a_smaller_quota_until_relaxed() {
+    let (rl, _clock) = limiter(60, Some(10));
+    let alice = Identity::new("alice", vec![]);
+    let bob = Identity::new("bob", vec![]);
+    rl.tighten(alice.id_arc().clone(), 5);
+    assert!(rl.is_tightened("alice"));
+    assert!(rl.acquire(&alice).is_ok());
+    assert!(rl.acquire(&alice).is_ok());
+    let (rej, _) = rl.acquire(&alice).unwrap_err();
+    assert_eq!(rej.reason, Reason::RateLimited);
+    for _ in 0..10 {
+        assert!(rl.acquire(&bob).is_ok(), "others keep their quota");
+    }
+    rl.relax("alice");
+    assert!(!rl.is_tightened("alice"));
+    assert!(rl.acquire(&alice).is_ok());
+}

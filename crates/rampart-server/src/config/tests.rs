@@ -7,6 +7,7 @@ use super::{LoadError, RawConfig};
 const MINIMAL: &str = r#"
 [server]
 insecure_plaintext = true
+require_signatures = false
 
 [auth]
 anonymous = true
@@ -26,7 +27,11 @@ fn minimal_config_is_valid_with_safe_defaults() {
     assert_eq!(m.confidence.min, 0.5);
     assert_eq!(m.output.decimals, 2);
     assert!(cfg.audit.enabled);
-    assert_eq!(cfg.resolve(&m.path), Path::new("/etc/rampart/m.onnx"));
+    assert_eq!(
+        m.path.as_deref().map(|p| cfg.resolve(p)).as_deref(),
+        Some(Path::new("/etc/rampart/m.onnx"))
+    );
+    assert_eq!(m.version(), "1");
     assert_eq!(cfg.server.listen.to_string(), "127.0.0.1:8080");
 }
 
@@ -143,4 +148,47 @@ fn jwt_algorithms_and_permissions_are_checked() {
     let p = paths(&text);
     assert!(p.iter().any(|p| p == "auth.jwt.algorithms"), "{p:?}");
     assert!(p.iter().any(|p| p == "roles.ops"), "{p:?}");
+}
+
+/// See: issue 6. Signatures are required by default, and a plain path then names the fix.
+#[test]
+fn plain_path_is_refused_when_signatures_are_required() {
+    let text = MINIMAL.replace("require_signatures = false\n", "");
+    let cfg = RawConfig::parse(&text, Path::new(".")).unwrap();
+    assert!(cfg.server.require_signatures);
+    let errors = cfg.validate();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "models[0].path");
+    assert!(errors[0].message.contains("registry"), "{}", errors[0]);
+}
+
+#[test]
+fn registry_entry_needs_a_public_key_and_not_also_a_path() {
+    let text = r#"
+[server]
+insecure_plaintext = true
+
+[auth]
+anonymous = true
+
+[[models]]
+name = "m"
+registry = "models"
+
+[[models]]
+name = "n"
+registry = "models"
+path = "n.onnx"
+version = "2"
+baseline = "n.baseline.json"
+"#;
+    let cfg = RawConfig::parse(text, Path::new(".")).unwrap();
+    let paths: Vec<String> = cfg.validate().into_iter().map(|e| e.path).collect();
+    for expected in ["server.model_public_key_file", "models[1].registry"] {
+        assert!(paths.iter().any(|p| p == expected), "{expected}: {paths:?}");
+    }
+    let ok = text.replace("[auth]", "model_public_key_file = \"k.pub\"\n\n[auth]");
+    let ok = &ok[..ok.find("[[models]]\nname = \"n\"").unwrap()];
+    let cfg = RawConfig::parse(ok, Path::new(".")).unwrap();
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
 }

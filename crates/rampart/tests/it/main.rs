@@ -8,12 +8,14 @@ mod data;
 mod forensics;
 mod hostile_input;
 mod identity;
+mod incident;
 mod limits;
 mod models;
 mod oip_v2;
 mod outcomes;
 mod reasons;
 mod registry;
+mod registry_serve;
 mod tls;
 
 use serde_json::Value;

@@ -359,7 +359,7 @@ async fn a_full_run_logs_no_key_material() {
     keys.save(&p("keys.toml")).unwrap();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
-         tls = {{ cert_file = \"tls.crt\", key_file = \"tls.key\" }}\n\n\
+         tls = {{ cert_file = \"tls.crt\", key_file = \"tls.key\" }}\nrequire_signatures = false\n\n\
          [auth]\napi_keys_file = \"keys.toml\"\n\
          jwt = {{ jwks_file = \"jwks.json\", issuer = \"https://idp.test\", audience = \"rampart\" }}\n\
          {DEMO_MODEL_ENTRY}"

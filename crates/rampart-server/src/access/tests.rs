@@ -1,0 +1,46 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use super::{now_unix_ms, Blocklist};
+
+#[test]
+fn a_timed_block_expires_without_a_restart_and_is_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocked.json");
+    let list = Blocklist::open(path.clone()).unwrap();
+    assert!(list.block_until("mallory", now_unix_ms() + 100).unwrap());
+    assert!(list.is_blocked("mallory"));
+    assert_eq!(list.list(), ["mallory"]);
+    // Persisted: a restart keeps it.
+    assert!(Blocklist::open(path.clone()).unwrap().is_blocked("mallory"));
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(!list.is_blocked("mallory"));
+    assert!(list.list().is_empty());
+    assert!(list.purge_expired().unwrap());
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("mallory"));
+}
+
+#[test]
+fn a_block_for_good_outlasts_a_timed_one_and_a_lift_of_another_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = Blocklist::open(dir.path().join("blocked.json")).unwrap();
+    list.set_blocked("eve", true).unwrap();
+    assert!(!list.block_until("eve", now_unix_ms() + 10).unwrap());
+    let until = now_unix_ms() + 60_000;
+    list.block_until("bob", until).unwrap();
+    // An operator's later block for good is not lifted by the responder's lift of its timed block.
+    list.set_blocked("bob", true).unwrap();
+    assert!(!list.lift_until("bob", until).unwrap());
+    assert!(list.is_blocked("bob") && list.is_blocked("eve"));
+}
+
+#[test]
+fn the_older_list_format_is_read_as_blocks_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocked.json");
+    std::fs::write(&path, br#"["alice", "bob"]"#).unwrap();
+    let list = Blocklist::open(path).unwrap();
+    assert!(list.is_blocked("alice") && list.is_blocked("bob"));
+    assert!(!list.is_blocked("carol"));
+}
