@@ -5,6 +5,7 @@
 mod audit;
 mod cli;
 mod data;
+mod deploy;
 mod forensics;
 mod hostile_input;
 mod identity;
