@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     unknown: ModelMetrics,
     max_body: usize,
     body_timeout: Duration,
+    /// Set when shutdown begins (see `drain.rs`): readiness turns false while requests are still served.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 /// A built gateway, ready to serve.
@@ -245,6 +247,7 @@ impl Gateway {
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         spawn_sweeper(Arc::downgrade(&shared));
         Ok(Self { shared })
@@ -800,7 +803,11 @@ impl Shared {
         with_quotas(resp, quotas)
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Rejection> {
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<crate::wipe::WipedBody, Rejection> {
         if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
             let ok = ct
                 .to_str()
@@ -833,7 +840,7 @@ impl Shared {
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Ok(Err(_)) => Err(Rejection::new(Reason::InvalidJson, GuardId::TRANSPORT)
                 .with_detail("the body could not be read")),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Ok(collected)) => Ok(crate::wipe::WipedBody::new(collected.to_bytes())),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod alerts;
 mod audit_log;
 pub mod auth;
 pub mod config;
+mod drain;
 mod gateway;
 pub mod jwt;
 pub mod listen;
@@ -32,6 +33,7 @@ mod routes;
 pub mod secret;
 pub mod tls;
 pub mod webhook;
+mod wipe;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -11,10 +11,12 @@ mod demo;
 mod health;
 mod keygen;
 mod keys;
+mod lifecycle;
 mod lineage;
 mod model;
 mod profile;
 mod progress;
+mod sandbox;
 mod serve;
 
 use std::path::PathBuf;

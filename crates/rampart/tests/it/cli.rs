@@ -167,6 +167,7 @@ fn serve_without_config_runs_the_embedded_demo() {
             "--data-dir",
         ])
         .arg(dir.path())
+        .args(crate::serve_root_args())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

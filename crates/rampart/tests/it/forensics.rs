@@ -398,6 +398,7 @@ fn spawn_demo(dir: &Path) -> (std::process::Child, String, String) {
             "--data-dir",
         ])
         .arg(dir)
+        .args(crate::serve_root_args())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
