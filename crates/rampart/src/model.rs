@@ -19,7 +19,7 @@ use crate::keys::Format;
 
 #[derive(Subcommand)]
 pub(crate) enum ModelCommand {
-    /// Sign a version directory <registry>/<name>/<version>/ with an ed25519 key.
+    /// Sign a version directory `<registry>/<name>/<version>/` with an ed25519 key.
     ///
     /// Every file's SHA-256 goes into manifest.json, signed into manifest.sig. The directory must hold
     /// exactly one `.onnx` file and one file ending in `baseline.json`.
@@ -55,7 +55,7 @@ pub(crate) enum ModelCommand {
     ///
     /// Example: rampart model activate --registry models fraud 3 --public-key signing.key.pub --why retrained
     Activate {
-        /// The registry root (holds <name>/<version>/).
+        /// The registry root (holds `<name>/<version>/`).
         #[arg(long)]
         registry: PathBuf,
         /// The model.
