@@ -76,6 +76,9 @@ pub struct RawConfig {
     /// `[[models]]`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// `[state]`: where rate-limit state lives (see [`crate::shared_state`]).
+    #[serde(default)]
+    pub state: crate::shared_state::StateConfig,
     /// Directory that relative paths are resolved against (the config file's); not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -604,6 +607,7 @@ impl RawConfig {
         if let Some(hook) = &self.alerts.webhook {
             hook.validate("alerts.webhook", &mut errors);
         }
+        self.state.validate(&mut errors);
         errors
     }
 

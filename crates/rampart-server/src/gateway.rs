@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     unknown: ModelMetrics,
     max_body: usize,
     body_timeout: Duration,
+    /// `[state] backend = "redis"`: rate limits decided by Redis (see `shared_state.rs`).
+    shared_state: Option<crate::shared_state::SharedState>,
     /// Set when shutdown begins (see `drain.rs`): readiness turns false while requests are still served.
     pub(crate) draining: std::sync::atomic::AtomicBool,
 }
@@ -227,6 +229,12 @@ impl Gateway {
         )
         .await
         .map_err(|e| StartError::File(format!("alerts file {}: {e}", alerts_path.display())))?;
+        let shared_state = crate::shared_state::SharedState::from_config(
+            &cfg.state,
+            |p| cfg.resolve(p),
+            alerts.clone(),
+        )
+        .map_err(|e| StartError::File(format!("state.url_file: {e}")))?;
         let review_dir = data_dir.join("review");
         let review = ReviewQueue::open(&review_dir)
             .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
@@ -247,6 +255,7 @@ impl Gateway {
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
+            shared_state,
             draining: std::sync::atomic::AtomicBool::new(false),
         });
         spawn_sweeper(Arc::downgrade(&shared));
@@ -746,7 +755,10 @@ impl Shared {
         // Admit: rate limit.
         let mut flags = Vec::new();
         let t_admit = Instant::now();
-        let admitted = model.pipeline.admit(&cx, &mut flags);
+        let admitted = match &self.shared_state {
+            Some(state) => state.admit(&model.pipeline, &cx, &mut flags).await,
+            None => model.pipeline.admit(&cx, &mut flags),
+        };
         model.metrics.layer(0, t_admit.elapsed());
         let quotas = match admitted {
             Ok(q) => q,

@@ -150,6 +150,11 @@ pub(crate) fn allowed_paths(cfg: &RawConfig) -> anyhow::Result<Allowed> {
             read(ca);
         }
     }
+    if let Some(u) = &cfg.state.url_file {
+        if !u.starts_with("env:") {
+            read(Path::new(u));
+        }
+    }
     allowed
         .read
         .extend(SYSTEM_READ.iter().map(PathBuf::from).filter(|p| p.exists()));

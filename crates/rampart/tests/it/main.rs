@@ -16,6 +16,7 @@ mod outcomes;
 mod reasons;
 mod registry;
 mod serve;
+mod shared_state;
 mod tls;
 
 use serde_json::Value;
