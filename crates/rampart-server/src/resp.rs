@@ -31,6 +31,7 @@ pub(crate) enum RespError {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Reply {
     Simple(String),
+    Error(String),
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Array(Vec<Reply>),
@@ -138,7 +139,7 @@ impl Connection {
         }
         self.stream.get_mut().write_all(&out).await?;
         match Box::pin(self.read_reply(0)).await? {
-            Reply::Simple(s) if s.starts_with('-') => Err(RespError::Server(s[1..].to_owned())),
+            Reply::Error(e) => Err(RespError::Server(e)),
             r => Ok(r),
         }
     }
@@ -173,8 +174,7 @@ impl Connection {
         };
         match kind {
             "+" => Ok(Reply::Simple(rest.to_owned())),
-            // Kept as a simple string with its sign so `round_trip` can turn it into an error at top level.
-            "-" => Ok(Reply::Simple(format!("-{rest}"))),
+            "-" => Ok(Reply::Error(rest.to_owned())),
             ":" => Ok(Reply::Int(number()?)),
             "$" => {
                 let len = number()?;

@@ -1,5 +1,5 @@
 //! `[state]`: rate-limit state shared by every replica through Redis, so an identity limited on one replica is
-//! limited on all. Each decision is one `EVAL` of [`GCRA_SCRIPT`], which reads and updates the identity's
+//! limited on all. Each decision is one `EVAL` of `GCRA_SCRIPT`, which reads and updates the identity's
 //! theoretical arrival time atomically with Redis' own clock (`TIME`), so replicas need no clock agreement.
 //! The algorithm and its numbers are `governor`'s, the in-memory limiter's: emission interval `t` =
 //! 60 s / `per_minute`, tolerance `tau` = `t` × (`burst` − 1), a request at `now` is refused until
@@ -244,6 +244,10 @@ impl SharedState {
         );
         let reply = {
             let mut conn = self.conn.lock().await;
+            // Requests queued behind one that just found Redis down must not each pay a timeout in turn.
+            if self.down_until.lock().is_some_and(|t| Instant::now() < t) {
+                return Err(Unavailable);
+            }
             let result = match conn.as_mut() {
                 Some(c) => eval(c, &key, t_us, tau_us).await,
                 None => match Connection::open(&self.target, self.timeout).await {
@@ -361,4 +365,79 @@ async fn eval(
 
 fn secs_ceil(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::Duration;
+
+    use rampart_core::Identity;
+    use rampart_pipeline::rate_limit::{Config, RateLimit};
+
+    use super::eval;
+    use crate::resp::{Connection, RespError, Target};
+
+    /// The script and the in-memory limiter agree request by request on a burst: both admit exactly `burst`
+    /// at once and then refuse, with the same remaining counts. Needs redis-server (skipped, saying so, without).
+    #[tokio::test]
+    async fn the_script_matches_the_in_memory_limiter() {
+        let Ok(port) =
+            std::net::TcpListener::bind("127.0.0.1:0").map(|l| l.local_addr().unwrap().port())
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("skipped: redis-server cannot be started here; .ci/run installs it");
+            return;
+        };
+        let target = Target::parse(&format!("redis://127.0.0.1:{port}")).unwrap();
+        let mut conn = None;
+        for _ in 0..250 {
+            if let Ok(c) = Connection::open(&target, Duration::from_secs(1)).await {
+                conn = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut conn = conn.expect("redis-server listens");
+        assert!(matches!(
+            conn.command(&[b"NOSUCHCOMMAND"]).await,
+            Err(RespError::Server(_))
+        ));
+
+        let config = Config {
+            per_minute: 6,
+            burst: Some(4),
+            ..Config::default()
+        };
+        let local = RateLimit::new(&config).unwrap();
+        let t_us = local.period().as_micros();
+        let tau_us = t_us * u128::from(local.burst() - 1);
+        let who = Identity::new("alice", Vec::new());
+        for i in 0..6 {
+            let (allowed, _, remaining) = eval(&mut conn, "k", t_us, tau_us).await.unwrap();
+            let mem = local.acquire(&who);
+            assert_eq!(allowed == 1, mem.is_ok(), "request {i}");
+            if let Ok(q) = mem {
+                assert_eq!(i64::from(q.remaining), remaining, "request {i}");
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
