@@ -44,6 +44,9 @@ pub enum Reason {
     AuditUnavailable,
     /// The model could not produce an answer for a well-formed request.
     ModelUnavailable,
+    /// A dependency the decision needs (the shared rate-limit state) is unreachable, and the gateway is
+    /// configured to fail closed rather than decide alone.
+    Overloaded,
     /// The client took too long to send its request.
     RequestTimeout,
     /// A bug: nothing internal is shown, an alert is raised.
@@ -81,6 +84,7 @@ impl Reason {
         Reason::Internal,
         Reason::AuditUnavailable,
         Reason::ModelUnavailable,
+        Reason::Overloaded,
     ];
 
     /// The stable snake_case code sent as `reason`.
@@ -104,6 +108,7 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::AuditUnavailable => "audit_unavailable",
             Reason::ModelUnavailable => "model_unavailable",
+            Reason::Overloaded => "overloaded",
             Reason::RequestTimeout => "request_timeout",
             Reason::Internal => "internal",
             Reason::Conflict => "conflict",
@@ -131,7 +136,7 @@ impl Reason {
             Reason::AnomalousInput | Reason::VersionRefused => 422,
             Reason::RateLimited => 429,
             Reason::Internal => 500,
-            Reason::AuditUnavailable | Reason::ModelUnavailable => 503,
+            Reason::AuditUnavailable | Reason::ModelUnavailable | Reason::Overloaded => 503,
         }
     }
 
@@ -162,6 +167,7 @@ impl Reason {
             Reason::ModelUnavailable => "the model could not answer",
             Reason::Conflict => "the change conflicts with the current state",
             Reason::VersionRefused => "the model version does not verify against its signature",
+            Reason::Overloaded => "the gateway cannot decide right now; retry shortly",
         }
     }
 }

@@ -192,6 +192,16 @@ impl<C: Clock + Clone> RateLimit<C> {
         self.mode
     }
 
+    /// Requests an idle identity may send at once.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// The emission interval: one request's worth of quota comes back every `period`.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
     fn secs_ceil(d: Duration) -> u64 {
         let s = d.as_secs();
         if d.subsec_nanos() > 0 {

@@ -176,7 +176,7 @@ async fn deliver(
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut lines = Vec::new();
-        let mut commits = tokio::task::JoinSet::new();
+        let mut recorded = Vec::new();
         for alert in batch.drain(..) {
             let Ok(value) = serde_json::to_value(&alert) else {
                 continue;
@@ -191,21 +191,27 @@ async fn deliver(
                 // Never blocks: a full webhook queue is counted there.
                 hook.send(shown);
             }
-            if let Some(audit) = audit.clone() {
-                // Committed concurrently so the batch shares one fsync; the writer pseudonymizes the identity
-                // itself, as it does for decisions.
-                commits.spawn(async move {
-                    if let Err(e) = audit.commit_event(EventKind::Alert, &value).await {
-                        tracing::error!("cannot record alert {} in the audit log: {e}", alert.kind);
-                    }
-                });
-            }
+            recorded.push((alert.kind, value));
         }
+        // The file first, so an alert found in the audit log is in the file too.
         if let Err(e) = file.write_all(&lines).await {
             tracing::error!(file = %path.display(), "cannot write alerts: {e}");
         }
         let _ = file.flush().await;
-        while commits.join_next().await.is_some() {}
+        if let Some(audit) = &audit {
+            // Committed concurrently so the batch shares one fsync; the writer pseudonymizes the identity
+            // itself, as it does for decisions.
+            let mut commits = tokio::task::JoinSet::new();
+            for (kind, value) in recorded {
+                let audit = audit.clone();
+                commits.spawn(async move {
+                    if let Err(e) = audit.commit_event(EventKind::Alert, &value).await {
+                        tracing::error!("cannot record alert {kind} in the audit log: {e}");
+                    }
+                });
+            }
+            while commits.join_next().await.is_some() {}
+        }
     }
 }
 

@@ -83,6 +83,9 @@ pub struct RawConfig {
     /// `[review]`: the human review queue (see [`crate::review::Config`]).
     #[serde(default)]
     pub review: crate::review::Config,
+    /// `[state]`: where rate-limit state lives (see [`crate::shared_state`]).
+    #[serde(default)]
+    pub state: crate::shared_state::StateConfig,
     /// Directory that relative paths are resolved against (the config file's); not read from the file.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -650,6 +653,7 @@ impl RawConfig {
         if let Some(hook) = &self.alerts.webhook {
             hook.validate("alerts.webhook", &mut errors);
         }
+        self.state.validate(&mut errors);
         errors
     }
 

@@ -93,6 +93,10 @@ pub(crate) struct Shared {
     unknown: ModelMetrics,
     max_body: usize,
     body_timeout: Duration,
+    /// `[state] backend = "redis"`: rate limits decided by Redis (see `shared_state.rs`).
+    shared_state: Option<crate::shared_state::SharedState>,
+    /// Set when shutdown begins (see `drain.rs`): readiness turns false while requests are still served.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 /// A built gateway, ready to serve.
@@ -239,6 +243,12 @@ impl Gateway {
         )
         .await
         .map_err(|e| StartError::File(format!("alerts file {}: {e}", alerts_path.display())))?;
+        let shared_state = crate::shared_state::SharedState::from_config(
+            &cfg.state,
+            |p| cfg.resolve(p),
+            alerts.clone(),
+        )
+        .map_err(|e| StartError::File(format!("state.url_file: {e}")))?;
         let review_dir = data_dir.join("review");
         let review = ReviewQueue::open(&review_dir)
             .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
@@ -262,6 +272,8 @@ impl Gateway {
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
+            shared_state,
+            draining: std::sync::atomic::AtomicBool::new(false),
         });
         spawn_sweeper(Arc::downgrade(&shared));
         if shared.review_max_age.is_some() {
@@ -911,7 +923,10 @@ impl Shared {
         // Admit: rate limit.
         let mut flags = Vec::new();
         let t_admit = Instant::now();
-        let admitted = model.pipeline.admit(&cx, &mut flags);
+        let admitted = match &self.shared_state {
+            Some(state) => state.admit(&model.pipeline, &cx, &mut flags).await,
+            None => model.pipeline.admit(&cx, &mut flags),
+        };
         model.metrics.layer(0, t_admit.elapsed());
         let quotas = match admitted {
             Ok(q) => q,
@@ -968,7 +983,11 @@ impl Shared {
         with_quotas(resp, quotas)
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Rejection> {
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<crate::wipe::WipedBody, Rejection> {
         if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
             let ok = ct
                 .to_str()
@@ -1001,7 +1020,7 @@ impl Shared {
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
             Ok(Err(_)) => Err(Rejection::new(Reason::InvalidJson, GuardId::TRANSPORT)
                 .with_detail("the body could not be read")),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Ok(collected)) => Ok(crate::wipe::WipedBody::new(collected.to_bytes())),
         }
     }
 

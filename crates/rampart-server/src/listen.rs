@@ -126,6 +126,9 @@ pub async fn serve(
             }
         });
     }
+    // Close the socket before waiting out the grace period: a connection the kernel accepted into the backlog
+    // now would never be served, so it should be refused (and retried elsewhere) instead.
+    drop(listener);
     if tokio::time::timeout(opts.grace, graceful.shutdown())
         .await
         .is_err()

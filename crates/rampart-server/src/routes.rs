@@ -99,8 +99,15 @@ pub(crate) fn inference(gw: Gateway) -> Router {
         ))
 }
 
+/// 200 when models are loaded and the gateway is not draining, 503 otherwise: orchestrators route by the
+/// status code, and a draining replica must leave the load balancer before its listener closes.
 async fn ready(State(gw): State<Gateway>) -> Response {
-    ok_json(json!({"ready": gw.shared.has_models()}))
+    let ready = gw.shared.has_models() && !gw.is_draining();
+    let mut resp = ok_json(json!({ "ready": ready }));
+    if !ready {
+        *resp.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    resp
 }
 
 async fn server_metadata() -> Response {

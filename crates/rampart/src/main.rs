@@ -8,13 +8,16 @@ mod audit;
 mod crypt;
 mod data;
 mod demo;
+mod health;
 mod incident;
 mod keygen;
 mod keys;
+mod lifecycle;
 mod lineage;
 mod model;
 mod profile;
 mod progress;
+mod sandbox;
 mod serve;
 
 use std::path::PathBuf;
@@ -36,6 +39,11 @@ enum Command {
     ///
     /// Example: rampart serve --config /etc/rampart/rampart.toml
     Serve(serve::Args),
+    /// Probe a Rampart listener over plain HTTP: exit 0 when it answers 2xx, 1 otherwise (the container's
+    /// health check; the image has no shell or curl).
+    ///
+    /// Example: rampart health --url http://127.0.0.1:8080/v2/health/ready
+    Health(health::Args),
     /// Check a config file: parse, validate (every error, with its path), build (models and baselines load).
     ///
     /// Example: rampart check-config rampart.toml
@@ -99,6 +107,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Health(args) => health::run(&args),
         Command::CheckConfig { file } => serve::check_config(&file),
         Command::Profile(args) => profile::run(&args),
         Command::Key(cmd) => keys::run(cmd),

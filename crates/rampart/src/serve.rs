@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use rampart_server::config::RawConfig;
 use rampart_server::{AuthOverride, Gateway, Running};
 
-use crate::demo;
+use crate::{demo, lifecycle, sandbox};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -24,6 +25,13 @@ pub(crate) struct Args {
     /// Data directory (audit, alerts, review queue), overriding the config.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Run even as root (uid 0). Refused by default: the gateway faces the network.
+    #[arg(long)]
+    allow_root: bool,
+    /// On SIGTERM, how long to keep serving while reporting not-ready, so load balancers stop sending new
+    /// requests before the listener closes (Kubernetes removes endpoints asynchronously). SIGINT skips it.
+    #[arg(long, default_value_t = 5000)]
+    drain_delay_ms: u64,
 }
 
 fn init_logging() {
@@ -37,16 +45,32 @@ fn init_logging() {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging();
+    sandbox::refuse_root(args.allow_root)?;
+    let prepared = prepare(&args)?;
+    // Before the runtime starts its worker threads: Landlock binds only the calling thread and its future
+    // children (see sandbox.rs).
+    let allowed = sandbox::allowed_paths(&prepared.cfg)?;
+    sandbox::apply(&allowed)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args))
+    runtime.block_on(serve(prepared, &args))
 }
 
-async fn serve(args: Args) -> anyhow::Result<ExitCode> {
+/// The config `serve` runs: read from the file, or the embedded demo materialized in the data directory,
+/// with the command line's overrides applied.
+struct Prepared {
+    cfg: RawConfig,
+    auth: AuthOverride,
+    demo_key: Option<String>,
+    config_file: Option<PathBuf>,
+}
+
+fn prepare(args: &Args) -> anyhow::Result<Prepared> {
     let demo_mode = args.config.is_none();
-    let (mut cfg, auth, demo_key) = match &args.config {
+    let config_file = args.config.as_deref().map(absolute).transpose()?;
+    let (mut cfg, auth, demo_key) = match &config_file {
         Some(path) => (RawConfig::load(path)?, AuthOverride::FromConfig, None),
         None => {
             let data_dir = absolute(
@@ -76,7 +100,23 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
     if let (Some(d), false) = (&args.data_dir, demo_mode) {
         cfg.server.data_dir = absolute(d)?;
     }
+    Ok(Prepared {
+        cfg,
+        auth,
+        demo_key,
+        config_file,
+    })
+}
+
+async fn serve(prepared: Prepared, args: &Args) -> anyhow::Result<ExitCode> {
+    let Prepared {
+        cfg,
+        auth,
+        demo_key,
+        config_file,
+    } = prepared;
     let gateway = Gateway::build(&cfg, auth).await?;
+    let handle = gateway.clone();
     let running = Running::start(gateway, &cfg.server).await?;
     let scheme = if running.tls { "https" } else { "http" };
     if !running.tls && !running.addr.ip().is_loopback() {
@@ -99,9 +139,18 @@ async fn serve(args: Args) -> anyhow::Result<ExitCode> {
             running.addr
         );
     }
-    wait_for_signal().await;
+    let stop = lifecycle::run_until_stopped(config_file.as_deref()).await;
+    handle.start_draining();
+    if let lifecycle::Stop::Terminate = stop {
+        let delay = Duration::from_millis(args.drain_delay_ms);
+        tracing::info!(
+            "SIGTERM: readiness is false; serving for {delay:?} more while load balancers take this replica out"
+        );
+        tokio::time::sleep(delay).await;
+    }
     tracing::info!("shutting down: finishing in-flight requests and flushing the audit log");
     running.shutdown().await;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -112,28 +161,6 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     Ok(std::env::current_dir()
         .context("cannot read the current directory")?
         .join(p))
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 pub(crate) fn check_config(file: &Path) -> anyhow::Result<ExitCode> {

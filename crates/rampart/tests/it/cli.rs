@@ -167,6 +167,7 @@ fn serve_without_config_runs_the_embedded_demo() {
             "--data-dir",
         ])
         .arg(dir.path())
+        .args(crate::serve_root_args())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -225,4 +226,31 @@ fn serve_without_config_runs_the_embedded_demo() {
         let mode = std::fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the private key is the owner's only");
     }
+}
+
+/// `serve` refuses uid 0 without `--allow-root`, with exit 2 and a message saying what to do, before it
+/// writes anything (the demo's data directory is not created).
+#[test]
+fn serve_refuses_root_without_allow_root() {
+    if crate::serve_root_args().is_empty() {
+        eprintln!("skipped: the tests do not run as root, so there is no root to refuse");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, _, err) = run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("refusing to run as root") && err.contains("--allow-root"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing written before the refusal");
 }

@@ -5,6 +5,7 @@
 mod audit;
 mod cli;
 mod data;
+mod deploy;
 mod forensics;
 mod hostile_input;
 mod identity;
@@ -16,9 +17,27 @@ mod outcomes;
 mod reasons;
 mod registry;
 mod registry_serve;
+mod serve;
+mod shared_state;
 mod tls;
 
 use serde_json::Value;
+
+/// `rampart serve` refuses uid 0 without `--allow-root`; CI and some sandboxes run the tests as root.
+pub(crate) fn serve_root_args() -> &'static [&'static str] {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        });
+    if uid.as_deref() == Some("0") {
+        &["--allow-root"]
+    } else {
+        &[]
+    }
+}
 
 /// Asserts the one error body and returns it.
 pub(crate) async fn error_body(resp: reqwest::Response, status: u16, reason: &str) -> Value {

@@ -369,6 +369,7 @@ async fn a_full_run_logs_no_key_material() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
         .args(["serve", "--config"])
         .arg(p("rampart.toml"))
+        .args(crate::serve_root_args())
         .env("RAMPART_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(log)
