@@ -68,6 +68,16 @@ fn main() {
     let key = Arc::new(SigningKey::generate());
     let public = key.verifying_key();
 
+    // `AUDIT_BENCH=verify` runs the verify measurement alone (for a profiler).
+    if std::env::var("AUDIT_BENCH").is_ok_and(|v| v == "verify") {
+        verify(&runtime, key, &public);
+        return;
+    }
+    durable(&runtime, &key);
+    verify(&runtime, key, &public);
+}
+
+fn durable(runtime: &tokio::runtime::Runtime, key: &Arc<SigningKey>) {
     let dir = tempfile::tempdir().unwrap();
     let config =
         WriterConfig::new(Durability::Fsync).checkpoints(CheckpointPolicy::new(key.clone()));
@@ -82,17 +92,26 @@ fn main() {
         stats.syncs,
         DURABLE_RECORDS as f64 / stats.syncs.max(1) as f64
     );
+}
+
+fn verify(
+    runtime: &tokio::runtime::Runtime,
+    key: Arc<SigningKey>,
+    public: &rampart_crypto::sign::VerifyingKey,
+) {
+    let started = Instant::now();
 
     let dir = tempfile::tempdir().unwrap();
     let config = WriterConfig::new(Durability::Buffered).checkpoints(CheckpointPolicy::new(key));
     let writer = AuditWriter::open_with(dir.path(), config).unwrap();
     runtime.block_on(fill(&writer, VERIFY_RECORDS));
     runtime.block_on(writer.shutdown()).unwrap();
+    eprintln!("log written in {:.1} s", started.elapsed().as_secs_f64());
     let started = Instant::now();
     let report = verify_dir_with(
         dir.path(),
         VerifyOptions {
-            public_key: Some(&public),
+            public_key: Some(public),
             ..VerifyOptions::default()
         },
     )
