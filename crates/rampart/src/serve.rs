@@ -45,7 +45,13 @@ fn init_logging() {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     init_logging();
-    sandbox::refuse_root(args.allow_root)?;
+    // The embedded demo on loopback (its default) is the README's first command, which must work as is on a
+    // fresh machine — often a container or CI runner where the user is root. It is let through with a warning
+    // (and still sandboxed); anything with a config, or a demo listening beyond loopback, needs --allow-root.
+    let loopback_demo = args.config.is_none()
+        && args.listen.is_none_or(|l| l.ip().is_loopback())
+        && args.admin_listen.is_none_or(|l| l.ip().is_loopback());
+    sandbox::refuse_root(args.allow_root || loopback_demo)?;
     let prepared = prepare(&args)?;
     // Before the runtime starts its worker threads: Landlock binds only the calling thread and its future
     // children (see sandbox.rs).
