@@ -34,6 +34,13 @@ use serde::Deserialize;
 use super::stats::{binom_test_half, clopper_pearson_lower, normal_ppf};
 use crate::{Backend, ModelKind, RunError};
 
+/// Most samples `n` or `n0` may ask for: far beyond any useful certificate, and it keeps counts and
+/// buffer sizes from overflowing.
+pub const MAX_SAMPLES: usize = 1_000_000_000;
+/// Most rows `max_batch` may send in one backend call: bounds the noise buffer (`max_batch × width`
+/// floats) whatever the config says.
+pub const MAX_BATCH: usize = 65_536;
+
 /// The noise generator [`noise_rng`] builds: ChaCha with 8 rounds. Its stream for a seed is fixed by the
 /// `rand_chacha` crate (unlike `rand::rngs::SmallRng`'s), so results reproduce across machines.
 pub type NoiseRng = rand_chacha::ChaCha8Rng;
@@ -245,24 +252,25 @@ impl Smoother {
     ///
     /// # Errors
     /// [`SmoothingError::InvalidParam`] naming the first bad field: `sigma` not finite and > 0 (or too
-    /// large for `f32`), `n` or `n0` zero, `alpha` outside (0, 1), `max_batch` zero.
+    /// large for `f32`), `n` or `n0` zero or above [`MAX_SAMPLES`], `alpha` outside (0, 1), `max_batch`
+    /// zero or above [`MAX_BATCH`].
     pub fn new(config: Config) -> Result<Self, SmoothingError> {
         let bad = |field, reason| Err(SmoothingError::InvalidParam { field, reason });
         if !(config.sigma.is_finite() && config.sigma > 0.0 && config.sigma <= f64::from(f32::MAX))
         {
             return bad("sigma", "must be finite and > 0");
         }
-        if config.n == 0 {
-            return bad("n", "must be at least 1");
+        if !(1..=MAX_SAMPLES).contains(&config.n) {
+            return bad("n", "must be in 1..=1e9");
         }
-        if config.n0 == 0 {
-            return bad("n0", "must be at least 1");
+        if !(1..=MAX_SAMPLES).contains(&config.n0) {
+            return bad("n0", "must be in 1..=1e9");
         }
         if !(config.alpha > 0.0 && config.alpha < 1.0) {
             return bad("alpha", "must be in (0, 1)");
         }
-        if config.max_batch == 0 {
-            return bad("max_batch", "must be at least 1");
+        if !(1..=MAX_BATCH).contains(&config.max_batch) {
+            return bad("max_batch", "must be in 1..=65536");
         }
         let sigma = config.sigma as f32;
         Ok(Self { config, sigma })
@@ -358,7 +366,7 @@ impl Smoother {
             return Err(SmoothingError::NonFinite { index });
         }
         let mut counts = vec![0u64; classes];
-        let mut buf = Vec::with_capacity(self.config.max_batch.min(num) * width);
+        let mut buf = Vec::with_capacity(self.config.max_batch.min(num).saturating_mul(width));
         let mut left = num;
         while left > 0 {
             let rows = left.min(self.config.max_batch);

@@ -234,6 +234,27 @@ fn bad_params_are_typed_errors() {
             },
             "max_batch",
         ),
+        (
+            Config {
+                max_batch: MAX_BATCH + 1,
+                ..base.clone()
+            },
+            "max_batch",
+        ),
+        (
+            Config {
+                n: MAX_SAMPLES + 1,
+                ..base.clone()
+            },
+            "n",
+        ),
+        (
+            Config {
+                n0: usize::MAX,
+                ..base.clone()
+            },
+            "n0",
+        ),
     ];
     for (config, want) in cases {
         match Smoother::new(config.clone()) {
