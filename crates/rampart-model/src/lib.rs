@@ -10,9 +10,11 @@
 //!   faster `TreeEnsembleClassifier`, all registered in one place: [`ops::ml::register_all_ops`].
 //! - Telling classifiers from regressors ([`ModelKind`]) and handing back plain row-major `f32` buffers
 //!   ([`Output`]).
+//! - Hardening that wraps any [`Backend`] ([`harden`]): randomized smoothing with certified radii.
 //!
 //! ## What it must not do
-//! - No I/O beyond reading the model file it is asked to load; no clock, no threads, no async runtime.
+//! - No I/O beyond reading the model file it is asked to load; no clock, no threads, no async runtime;
+//!   no hidden randomness (smoothing draws from an RNG the caller passes in).
 //! - Never panic on caller-controlled input: a model file or a batch of rows that is wrong is a
 //!   [`LoadError`] or a [`RunError`].
 //! - No policy: deciding whether a request may be served belongs to `rampart-pipeline`.
@@ -22,10 +24,12 @@
 //! - [`TractModel`]: the tract backend; [`TractModel::load`], [`TractModel::load_bytes`].
 //! - [`ModelInfo`], [`ModelKind`], [`Output`]: what a model takes and what it gives back.
 //! - [`LoadError`], [`RunError`]: every failure, naming the file, node, op and reason where known.
+//! - [`harden::smoothing::Smoother`]: `Smoother::new(config)?.predict(&backend, &row, &mut rng)`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod harden;
 pub mod ops;
 mod tract_backend;
 

@@ -29,6 +29,7 @@ pub mod phase;
 pub mod pipeline;
 pub mod prediction;
 pub mod rate_limit;
+pub mod reverse_sigmoid;
 pub mod sanitize;
 pub mod validate;
 

@@ -1,6 +1,7 @@
 //! Output sanitization: what of the model's answer may leave. Probabilities are rounded (full-precision scores
 //! make model extraction and membership inference cheaper), only the top k classes are named, and label-only
-//! mode drops scores altogether.
+//! mode drops scores altogether. Perturbing the scores themselves (reverse sigmoid) is
+//! [`crate::reverse_sigmoid`], applied before this rounding.
 
 use std::sync::Arc;
 

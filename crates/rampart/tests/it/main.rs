@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod audit;
+mod certify;
 mod cli;
 mod data;
 mod deploy;
