@@ -73,6 +73,9 @@ pub struct RawConfig {
     /// When it is present it replaces them whole: a role not listed grants nothing.
     #[serde(default)]
     pub roles: Option<BTreeMap<String, Vec<String>>>,
+    /// `[monitoring]`: the observation channel and what every model's monitors share.
+    #[serde(default)]
+    pub monitoring: crate::monitor::config::MonitoringConfig,
     /// `[[models]]`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -420,6 +423,9 @@ pub struct ModelConfig {
     /// `output = { decimals = 2, top_k = 1, label_only = false }`.
     #[serde(default)]
     pub output: sanitize::Config,
+    /// `monitor = { window = 500, alpha = 0.01, … }`: drift, PRADA, latency and accuracy monitors.
+    #[serde(default)]
+    pub monitor: crate::monitor::config::ModelMonitorConfig,
 }
 
 /// The training data a model must be served with (see `ModelConfig::training_data`).
@@ -597,6 +603,7 @@ impl RawConfig {
                 err(at("labels"), "labels must not be empty strings");
             }
         }
+        errors.extend(crate::monitor::config::validate(self));
         errors
     }
 

@@ -81,6 +81,7 @@ pub(crate) struct Shared {
     alerts: AlertSink,
     pub(crate) review: ReviewQueue,
     pub(crate) metrics: Metrics,
+    pub(crate) monitor: crate::monitor::Monitor,
     unknown: ModelMetrics,
     max_body: usize,
     body_timeout: Duration,
@@ -215,6 +216,25 @@ impl Gateway {
         let review = ReviewQueue::open(&review_dir)
             .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
 
+        let specs: Vec<_> = cfg
+            .models
+            .iter()
+            .enumerate()
+            .filter_map(|(index, m)| {
+                let served = models.get(&m.name)?;
+                Some(crate::monitor::ModelSpec {
+                    index,
+                    kind: served.info.kind,
+                })
+            })
+            .collect();
+        let monitor = crate::monitor::Monitor::build(
+            cfg,
+            &specs,
+            alerts.clone(),
+            audit.as_ref().map(|a| a.writer.clone()),
+            metrics.monitor.clone(),
+        )?;
         let unknown = metrics.for_model(UNKNOWN_MODEL);
         let shared = Arc::new(Shared {
             auth,
@@ -228,6 +248,7 @@ impl Gateway {
             alerts,
             review,
             metrics,
+            monitor,
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
@@ -392,7 +413,7 @@ fn check_training_data(cfg: &RawConfig, td: &crate::config::TrainingData) -> Res
     ))
 }
 
-fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {
+pub(crate) fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
     let b: Baseline =
@@ -786,7 +807,11 @@ impl Shared {
         with_quotas(resp, quotas)
     }
 
-    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, Rejection> {
+    pub(crate) async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<bytes::Bytes, Rejection> {
         if let Some(ct) = headers.get(http::header::CONTENT_TYPE) {
             let ok = ct
                 .to_str()
@@ -919,6 +944,13 @@ impl Shared {
             .await;
         m.layer(4, t_audit.elapsed());
         m.total(started.elapsed());
+        self.monitor.observe(
+            &model.name,
+            identity,
+            request_id,
+            &decision,
+            started.elapsed(),
+        );
         match audited {
             Ok(()) => {
                 let status =

@@ -24,6 +24,7 @@ mod gateway;
 pub mod jwt;
 pub mod listen;
 pub mod metrics;
+pub mod monitor;
 pub mod rbac;
 mod render;
 pub mod respond;

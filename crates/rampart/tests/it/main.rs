@@ -10,6 +10,7 @@ mod hostile_input;
 mod identity;
 mod limits;
 mod models;
+mod monitoring;
 mod oip_v2;
 mod outcomes;
 mod reasons;
