@@ -141,6 +141,16 @@ async fn benign_replay_raises_nothing_and_shifted_traffic_raises_data_drift_with
     );
     assert!(text.contains("rampart_drift_ks_pvalue{"), "{text}");
     assert!(text.contains("rampart_drift_mmd_pvalue{model=\"demo\"}"));
+    // The predicted-class mix matches the one `rampart profile --model` recorded in the baseline.
+    assert!(kinds(&gw, "prediction_drift").is_empty());
+    assert!(
+        metric(
+            &text,
+            "rampart_drift_prediction_class_pvalue{model=\"demo\"}"
+        )
+        .is_some_and(|p| p > 0.01),
+        "{text}"
+    );
 
     // One window of shifted traffic: +1.5 standard deviations on sepal length and sepal width.
     for _ in 0..10 {
