@@ -12,6 +12,7 @@ mod keygen;
 mod keys;
 mod lineage;
 mod model;
+mod monitor;
 mod profile;
 mod progress;
 mod serve;
@@ -75,6 +76,11 @@ enum Command {
     /// Example: rampart model activate --registry models fraud 3 --public-key signing.key.pub
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Monitoring reports from the audit log.
+    ///
+    /// Example: rampart monitor report --audit rampart-data/audit --baseline m.baseline.json --out report.html
+    #[command(subcommand)]
+    Monitor(monitor::MonitorCommand),
     /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
     ///
     /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
@@ -101,6 +107,7 @@ fn main() -> ExitCode {
         Command::Lineage(cmd) => lineage::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Model(cmd) => model::run(cmd),
+        Command::Monitor(cmd) => monitor::run(cmd),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::Reencrypt(args) => crypt::reencrypt(&args),

@@ -2,6 +2,8 @@
 //! metrics and audit events the monitors produce. Every wait is a poll with a deadline on something the
 //! gateway exposes (a metric, the alerts file), never a fixed sleep.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rampart_testkit::{Setup, TestGateway, CONFIDENT, DEMO_BASELINE};
@@ -104,6 +106,42 @@ async fn predict_rows(gw: &TestGateway, key: &str, rows: &[Vec<f64>]) {
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
 }
 
+/// Runs `rampart monitor report` on a stopped gateway's directory; returns the HTML.
+fn report(dir: &Path, extra: &[&str]) -> String {
+    let out = dir.join("report.html");
+    let audit = dir.join("data/audit");
+    let baseline = dir.join("demo.baseline.json");
+    let mut args = vec![
+        "monitor",
+        "report",
+        "--audit",
+        audit.to_str().unwrap(),
+        "--baseline",
+        baseline.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--model",
+        "demo",
+    ];
+    args.extend_from_slice(extra);
+    let run = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(out).unwrap();
+    // One self-contained file: inline SVG, nothing fetched.
+    assert!(html.starts_with("<!doctype html>") && html.contains("<svg"));
+    for external in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(external), "{external} in the report");
+    }
+    html
+}
+
 fn kinds(gw: &TestGateway, kind: &str) -> Vec<Value> {
     gw.alerts()
         .into_iter()
@@ -115,10 +153,32 @@ fn kinds(gw: &TestGateway, kind: &str) -> Vec<Value> {
 async fn benign_replay_raises_nothing_and_shifted_traffic_raises_data_drift_within_a_window() {
     // Window 100; PSI is reported but not acted on below 1.0, because with 150 reference rows and 100-row
     // windows its noise alone reaches 0.25 (KS and MMD, with Bonferroni, carry the decision).
-    let gw = TestGateway::start(&model(
-        "window = 100, alpha = 0.01, psi_threshold = 1.0, mmd_permutations = 100, prada = false",
-    ))
-    .await;
+    // Inputs stored sealed, so the offline report can recompute per-feature drift over time.
+    let keys = tempfile::tempdir().unwrap();
+    let key_path = keys.path().join("audit.key");
+    let made = Command::new(env!("CARGO_BIN_EXE_rampart"))
+        .args([
+            "keygen",
+            "--kind",
+            "aes256",
+            "--out",
+            key_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let key = std::fs::read(&key_path).unwrap();
+    let body = format!(
+        "[audit]\nencryption_key_file = \"audit.key\"\nstore_input = true\n\n{}",
+        model("window = 100, alpha = 0.01, psi_threshold = 1.0, mmd_permutations = 100, prada = false")
+    );
+    let gw = TestGateway::start_with(Setup {
+        body: &body,
+        files: &[("audit.key", &key)],
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
     let (reference, std) = reference();
     let mut rng = Rng(0x5EED_1234);
     // Two windows of benign traffic: rows drawn from the training distribution, 10 per request.
@@ -196,6 +256,20 @@ async fn benign_replay_raises_nothing_and_shifted_traffic_raises_data_drift_with
     )
     .await;
     assert_eq!(audited["alert"]["model"], "demo");
+
+    let dir = gw.stop().await;
+    // Without the key the report says why it cannot show feature drift, and shows the rest.
+    let html = report(dir.path(), &[]);
+    assert!(html.contains("cannot be recomputed"), "{html}");
+    assert!(html.contains("data_drift"));
+    // With it, KS and PSI per feature over time.
+    let key = dir.path().join("audit.key");
+    let html = report(dir.path(), &["--key-file", key.to_str().unwrap()]);
+    assert!(
+        html.contains("KS −log10(p)") && html.contains("sepal_width"),
+        "{html}"
+    );
+    assert!(html.contains("Predicted classes") && html.contains("setosa"));
 }
 
 #[tokio::test]
@@ -271,6 +345,17 @@ async fn an_extraction_stream_is_flagged_for_its_identity_only() {
         metric(&text, "rampart_prada_identities{model=\"demo\"}"),
         Some(3.0)
     );
+
+    // The offline report lists the flagged identity, and only it.
+    let dir = gw.stop().await;
+    let html = report(dir.path(), &[]);
+    let flagged = html
+        .split("Flagged for model extraction")
+        .nth(1)
+        .and_then(|s| s.split("</table>").next())
+        .expect("a flagged-identities table");
+    assert!(flagged.contains("<td>attacker</td>"), "{flagged}");
+    assert!(!flagged.contains("alice") && !flagged.contains("bob"));
 }
 
 fn request_id(resp: &reqwest::Response) -> String {
