@@ -38,6 +38,7 @@ pub struct MonitorMetrics {
     pub(crate) observations: Family<ModelLabel, Counter>,
     pub(crate) drift_windows: Family<ModelLabel, Counter>,
     pub(crate) drift_detected: Family<ModelLabel, Counter>,
+    pub(crate) drift_skipped: Family<ModelLabel, Counter>,
     pub(crate) drift_features_drifted: Family<ModelLabel, Gauge>,
     pub(crate) drift_ks_pvalue: Family<FeatureLabel, FGauge>,
     pub(crate) drift_psi: Family<FeatureLabel, FGauge>,
@@ -79,6 +80,11 @@ impl MonitorMetrics {
             "drift_detected",
             "Feature-drift windows in which drift was detected, by model",
             m.drift_detected.clone(),
+        );
+        registry.register(
+            "drift_windows_skipped",
+            "Feature-drift windows skipped because the previous one was still being tested, by model",
+            m.drift_skipped.clone(),
         );
         registry.register(
             "drift_features_drifted",

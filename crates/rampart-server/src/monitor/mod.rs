@@ -224,6 +224,7 @@ impl Monitor {
                         g,
                         baseline.as_ref(),
                         &labels,
+                        &alerts,
                         &metrics,
                     )
                     .map_err(fail)?,

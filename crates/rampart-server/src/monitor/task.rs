@@ -1,10 +1,15 @@
 //! The monitoring thread: drains the observation channel and drives every model's monitors.
 //!
-//! A plain OS thread rather than a tokio task: closing a drift window runs KS, PSI and an MMD permutation test
-//! (tens of milliseconds of CPU), which would stall an async worker serving requests. The channel absorbs the
-//! observations that arrive meanwhile. The thread ends when the gateway (every sender) is dropped.
+//! Plain OS threads rather than tokio tasks, so no monitor ever runs on an async worker serving requests. The
+//! per-observation work (Page–Hinkley, prediction counts, PRADA, collecting drift rows) is microseconds and
+//! stays on the one monitor thread. Closing a feature-drift window (KS, PSI and an MMD permutation test: tens
+//! to hundreds of milliseconds) runs on a per-model drift thread instead, fed whole windows through a
+//! one-slot queue: if a window closes while the previous one is still being tested, the new one is skipped and
+//! counted (`rampart_drift_windows_skipped_total`) rather than stall the monitor thread, whose falling behind
+//! would drop observations for every monitor. The threads end when the gateway (every sender) is dropped.
 
 use std::collections::HashSet;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -26,8 +31,7 @@ use crate::alerts::{Alert, AlertSink};
 /// One model's monitors, owned by the monitoring thread.
 pub(crate) struct ModelState {
     name: Arc<str>,
-    feature_names: Vec<String>,
-    drift: Option<DriftMonitor>,
+    drift: Option<DriftFeed>,
     predictions: Option<PredictionDrift>,
     latency: PageHinkley,
     rejections: PageHinkley,
@@ -48,24 +52,33 @@ impl ModelState {
         g: &MonitoringConfig,
         baseline: Option<&Baseline>,
         labels: &[String],
+        alerts: &AlertSink,
         metrics: &MonitorMetrics,
     ) -> Result<Self, String> {
         let drift = match baseline {
             Some(b) => Some(
-                DriftMonitor::new(
-                    b,
-                    DriftConfig {
-                        window: c.window,
-                        alpha: c.alpha,
-                        psi_threshold: (c.psi_threshold > 0.0).then_some(c.psi_threshold),
-                        categorical: c.categorical.clone(),
-                        mmd: (c.mmd_permutations > 0).then(|| MmdConfig {
-                            permutations: c.mmd_permutations,
-                            ..MmdConfig::default()
-                        }),
-                    },
+                DriftFeed::start(
+                    name.clone(),
+                    c.window,
+                    b.feature_names().map(str::to_owned).collect(),
+                    DriftMonitor::new(
+                        b,
+                        DriftConfig {
+                            window: c.window,
+                            alpha: c.alpha,
+                            psi_threshold: (c.psi_threshold > 0.0).then_some(c.psi_threshold),
+                            categorical: c.categorical.clone(),
+                            mmd: (c.mmd_permutations > 0).then(|| MmdConfig {
+                                permutations: c.mmd_permutations,
+                                ..MmdConfig::default()
+                            }),
+                        },
+                    )
+                    .map_err(|e| format!("monitor: feature drift against the baseline: {e}"))?,
+                    alerts.clone(),
+                    metrics.clone(),
                 )
-                .map_err(|e| format!("monitor: feature drift against the baseline: {e}"))?,
+                .map_err(|e| format!("cannot start the drift thread: {e}"))?,
             ),
             None => None,
         };
@@ -119,9 +132,6 @@ impl ModelState {
         } else {
             None
         };
-        let feature_names: Vec<String> = baseline
-            .map(|b| b.feature_names().map(str::to_owned).collect())
-            .unwrap_or_default();
         if baseline.is_none() {
             tracing::info!(
                 model = %name,
@@ -143,6 +153,7 @@ impl ModelState {
         metrics.observations.get_or_create(&m).inc_by(0);
         metrics.drift_windows.get_or_create(&m).inc_by(0);
         metrics.drift_detected.get_or_create(&m).inc_by(0);
+        metrics.drift_skipped.get_or_create(&m).inc_by(0);
         metrics.latency_changes.get_or_create(&m).inc_by(0);
         metrics.rejection_rate_changes.get_or_create(&m).inc_by(0);
         if prada.is_some() {
@@ -150,7 +161,6 @@ impl ModelState {
         }
         Ok(Self {
             name,
-            feature_names,
             drift,
             predictions,
             latency,
@@ -225,11 +235,7 @@ impl ModelState {
             self.row.clear();
             self.row.extend(x.iter().map(|v| f64::from(*v)));
             if let Some(drift) = &mut self.drift {
-                if let Ok(Some(report)) = drift.push(&self.row) {
-                    if let Some(a) = self.drift_report(&report, metrics) {
-                        alerts.raise(alert("data_drift", Severity::Medium, None, a));
-                    }
-                }
+                drift.push(&self.row, &obs.request_id, metrics);
             }
             let Some(&(class, confidence)) = obs.predictions.get(i) else {
                 continue;
@@ -296,61 +302,140 @@ impl ModelState {
             }
         }
     }
+}
 
-    /// Publishes a closed window; returns the alert text when it drifted.
-    fn drift_report(&self, r: &DriftReport, metrics: &MonitorMetrics) -> Option<String> {
-        let m = metrics::model(&self.name);
-        metrics.drift_windows.get_or_create(&m).inc();
-        let name = |j: usize| {
-            self.feature_names
-                .get(j)
-                .cloned()
-                .unwrap_or_else(|| j.to_string())
-        };
-        for f in &r.features {
-            let label = metrics::feature(&self.name, &name(f.index));
-            if let Some(ks) = &f.ks {
-                metrics
-                    .drift_ks_pvalue
-                    .get_or_create(&label)
-                    .set(ks.p_value);
-            }
-            if let Some(p) = f.psi {
-                metrics.drift_psi.get_or_create(&label).set(p);
-            }
-            if let Some(t) = &f.chi2 {
-                metrics
-                    .drift_chi2_pvalue
-                    .get_or_create(&label)
-                    .set(t.p_value);
-            }
-        }
-        if let Some(mmd) = &r.mmd {
-            metrics.drift_mmd_pvalue.get_or_create(&m).set(mmd.p_value);
-        }
-        let drifted: Vec<String> = r
-            .features
-            .iter()
-            .filter(|f| f.drifted)
-            .map(|f| name(f.index))
-            .collect();
-        metrics
-            .drift_features_drifted
-            .get_or_create(&m)
-            .set(i64::try_from(drifted.len()).unwrap_or(i64::MAX));
-        if !r.drifted {
-            return None;
-        }
-        metrics.drift_detected.get_or_create(&m).inc();
-        Some(format!(
-            "feature drift in window {} ({} rows, per-test level {:.2e}): drifted features [{}], MMD p = {}",
-            r.window,
-            r.rows,
-            r.threshold,
-            drifted.join(", "),
-            r.mmd
-                .as_ref()
-                .map_or("-".into(), |m| format!("{:.3}", m.p_value)),
-        ))
+/// Rows of the current drift window, and the queue to the model's drift thread.
+struct DriftFeed {
+    name: Arc<str>,
+    window: usize,
+    rows: Vec<Vec<f64>>,
+    tx: SyncSender<(Vec<Vec<f64>>, String)>,
+}
+
+impl DriftFeed {
+    /// Starts the model's drift thread, which owns its [`DriftMonitor`].
+    fn start(
+        name: Arc<str>,
+        window: usize,
+        feature_names: Vec<String>,
+        mut monitor: DriftMonitor,
+        alerts: AlertSink,
+        metrics: MonitorMetrics,
+    ) -> std::io::Result<Self> {
+        // One slot: a window may wait while the previous one is tested; a third is skipped.
+        let (tx, rx) = sync_channel::<(Vec<Vec<f64>>, String)>(1);
+        let thread_name = name.clone();
+        std::thread::Builder::new()
+            .name(format!("rampart-drift-{thread_name}"))
+            .spawn(move || {
+                while let Ok((rows, request_id)) = rx.recv() {
+                    for row in &rows {
+                        // A row the monitor refuses (a width the baseline does not have) is left out.
+                        let Ok(Some(report)) = monitor.push(row) else {
+                            continue;
+                        };
+                        if let Some(detail) =
+                            publish_drift(&thread_name, &feature_names, &report, &metrics)
+                        {
+                            alerts.raise(Alert {
+                                time: OffsetDateTime::now_utc(),
+                                kind: "data_drift",
+                                severity: Severity::Medium,
+                                model: Some(thread_name.to_string()),
+                                identity: None,
+                                request_id: Some(request_id.clone()),
+                                detail,
+                            });
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            name,
+            window,
+            rows: Vec::with_capacity(window),
+            tx,
+        })
     }
+
+    fn push(&mut self, row: &[f64], request_id: &str, metrics: &MonitorMetrics) {
+        self.rows.push(row.to_vec());
+        if self.rows.len() < self.window {
+            return;
+        }
+        let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(self.window));
+        match self.tx.try_send((rows, request_id.to_owned())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                metrics
+                    .drift_skipped
+                    .get_or_create(&metrics::model(&self.name))
+                    .inc();
+            }
+            // The drift thread is gone (it cannot panic on input; this is shutdown): nothing to do.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// Publishes a closed window; returns the alert text when it drifted.
+fn publish_drift(
+    name: &str,
+    feature_names: &[String],
+    r: &DriftReport,
+    metrics: &MonitorMetrics,
+) -> Option<String> {
+    let m = metrics::model(name);
+    metrics.drift_windows.get_or_create(&m).inc();
+    let feature = |j: usize| {
+        feature_names
+            .get(j)
+            .cloned()
+            .unwrap_or_else(|| j.to_string())
+    };
+    for f in &r.features {
+        let label = metrics::feature(name, &feature(f.index));
+        if let Some(ks) = &f.ks {
+            metrics
+                .drift_ks_pvalue
+                .get_or_create(&label)
+                .set(ks.p_value);
+        }
+        if let Some(p) = f.psi {
+            metrics.drift_psi.get_or_create(&label).set(p);
+        }
+        if let Some(t) = &f.chi2 {
+            metrics
+                .drift_chi2_pvalue
+                .get_or_create(&label)
+                .set(t.p_value);
+        }
+    }
+    if let Some(mmd) = &r.mmd {
+        metrics.drift_mmd_pvalue.get_or_create(&m).set(mmd.p_value);
+    }
+    let drifted: Vec<String> = r
+        .features
+        .iter()
+        .filter(|f| f.drifted)
+        .map(|f| feature(f.index))
+        .collect();
+    metrics
+        .drift_features_drifted
+        .get_or_create(&m)
+        .set(i64::try_from(drifted.len()).unwrap_or(i64::MAX));
+    if !r.drifted {
+        return None;
+    }
+    metrics.drift_detected.get_or_create(&m).inc();
+    Some(format!(
+        "feature drift in window {} ({} rows, per-test level {:.2e}): drifted features [{}], MMD p = {}",
+        r.window,
+        r.rows,
+        r.threshold,
+        drifted.join(", "),
+        r.mmd
+            .as_ref()
+            .map_or("-".into(), |m| format!("{:.3}", m.p_value)),
+    ))
 }

@@ -92,6 +92,7 @@ fn defaults_are_valid_and_documented_values() {
     assert_eq!(m.accuracy_window, 200);
     assert!((m.prada_delta - 0.95).abs() < 1e-12);
     assert_eq!(m.prada_min_queries, 100);
+    assert_eq!(m.prada_test_every, 10);
 }
 
 #[test]
