@@ -924,6 +924,9 @@ impl Shared {
                 detail: r.detail.to_string(),
             });
         }
+        // The monitors watch latency up to the decision; the audit commit has its own metrics and its fsync
+        // jitter would drown a model's slowdown.
+        let decided_in = started.elapsed();
         let t_audit = Instant::now();
         let audited = self
             .audit(AuditFacts {
@@ -944,13 +947,8 @@ impl Shared {
             .await;
         m.layer(4, t_audit.elapsed());
         m.total(started.elapsed());
-        self.monitor.observe(
-            &model.name,
-            identity,
-            request_id,
-            &decision,
-            started.elapsed(),
-        );
+        self.monitor
+            .observe(&model.name, identity, request_id, &decision, decided_in);
         match audited {
             Ok(()) => {
                 let status =

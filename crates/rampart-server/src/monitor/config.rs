@@ -98,12 +98,16 @@ pub struct ModelMonitorConfig {
     /// against the hundreds an extraction needs.
     #[serde(default = "default_test_every")]
     pub prada_test_every: u64,
-    /// Page–Hinkley on request latency, in milliseconds: the change tolerated without evidence. Default 1.
+    /// Page–Hinkley on the natural log of request latency: the change tolerated without evidence. Default
+    /// 0.05 (about 5 %). On the log because latency's spread grows with its level: in milliseconds, the noise
+    /// of a loaded gateway alone would cross any fixed threshold, while a doubling is a shift of 0.69 at any
+    /// load.
     #[serde(default = "default_latency_delta")]
-    pub latency_delta_ms: f64,
-    /// Page–Hinkley alarm threshold on latency (accumulated milliseconds). Default 200.
+    pub latency_delta: f64,
+    /// Page–Hinkley alarm threshold on log latency. Default 50 (a sustained doubling alarms within ~80
+    /// requests).
     #[serde(default = "default_latency_lambda")]
-    pub latency_lambda_ms: f64,
+    pub latency_lambda: f64,
     /// Page–Hinkley on the rejection rate (0/1 per request): the change tolerated. Default 0.005.
     #[serde(default = "default_rejection_delta")]
     pub rejection_delta: f64,
@@ -140,10 +144,10 @@ fn default_test_every() -> u64 {
     10
 }
 fn default_latency_delta() -> f64 {
-    1.0
+    0.05
 }
 fn default_latency_lambda() -> f64 {
-    200.0
+    50.0
 }
 fn default_rejection_delta() -> f64 {
     0.005
@@ -167,8 +171,8 @@ impl Default for ModelMonitorConfig {
             prada_delta: default_prada_delta(),
             prada_min_queries: default_prada_min(),
             prada_test_every: default_test_every(),
-            latency_delta_ms: default_latency_delta(),
-            latency_lambda_ms: default_latency_lambda(),
+            latency_delta: default_latency_delta(),
+            latency_lambda: default_latency_lambda(),
             rejection_delta: default_rejection_delta(),
             rejection_lambda: default_rejection_lambda(),
         }
@@ -238,7 +242,7 @@ pub(crate) fn validate(cfg: &RawConfig) -> Vec<ConfigError> {
             err(at("prada_test_every"), "must be > 0");
         }
         for (name, v) in [
-            ("latency_delta_ms", c.latency_delta_ms),
+            ("latency_delta", c.latency_delta),
             ("rejection_delta", c.rejection_delta),
         ] {
             if !(v.is_finite() && v >= 0.0) {
@@ -246,7 +250,7 @@ pub(crate) fn validate(cfg: &RawConfig) -> Vec<ConfigError> {
             }
         }
         for (name, v) in [
-            ("latency_lambda_ms", c.latency_lambda_ms),
+            ("latency_lambda", c.latency_lambda),
             ("rejection_lambda", c.rejection_lambda),
         ] {
             if !(v.is_finite() && v > 0.0) {

@@ -58,7 +58,7 @@ pub(crate) struct Observation {
     pub(crate) predictions: Vec<(usize, f32)>,
     /// Whether the request was refused.
     pub(crate) rejected: bool,
-    /// Whole-request latency up to the decision.
+    /// Latency from the request's arrival to its decision (the audit commit excluded).
     pub(crate) latency: Duration,
 }
 

@@ -102,8 +102,8 @@ impl ModelState {
             _ => None,
         };
         let latency = PageHinkley::new(PhConfig {
-            delta: c.latency_delta_ms,
-            lambda: c.latency_lambda_ms,
+            delta: c.latency_delta,
+            lambda: c.latency_lambda,
             mode: PhMode::Up,
             ..PhConfig::default()
         })
@@ -207,7 +207,12 @@ impl ModelState {
         };
 
         let ms = obs.latency.as_secs_f64() * 1e3;
-        if self.latency.update(ms).is_ok_and(|s| s.alarm) {
+        // The log of latency (see `latency_delta`); the floor keeps a sub-microsecond answer finite.
+        if self
+            .latency
+            .update(ms.max(1e-3).ln())
+            .is_ok_and(|s| s.alarm)
+        {
             metrics.latency_changes.get_or_create(&m).inc();
             alerts.raise(alert(
                 "latency_change",

@@ -101,7 +101,7 @@ fn every_bad_value_is_reported_with_its_path() {
         "[monitoring]\nchannel_capacity = 0\nmax_identities = 0\n\n{MODEL}\
          monitor = {{ window = 1, alpha = 1.5, psi_threshold = -1.0, categorical = [1, 1], \
          accuracy_floor = 2.0, accuracy_window = 0, prada_delta = 0.0, prada_min_queries = 2, \
-         prada_test_every = 0, latency_lambda_ms = 0.0, rejection_delta = -1.0 }}\n"
+         prada_test_every = 0, latency_lambda = 0.0, rejection_delta = -1.0 }}\n"
     ));
     let paths: Vec<String> = config::validate(&cfg).into_iter().map(|e| e.path).collect();
     for p in [
@@ -116,7 +116,7 @@ fn every_bad_value_is_reported_with_its_path() {
         "models[0].monitor.prada_delta",
         "models[0].monitor.prada_min_queries",
         "models[0].monitor.prada_test_every",
-        "models[0].monitor.latency_lambda_ms",
+        "models[0].monitor.latency_lambda",
         "models[0].monitor.rejection_delta",
     ] {
         assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
