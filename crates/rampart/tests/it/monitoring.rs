@@ -453,3 +453,80 @@ async fn feedback_feeds_rolling_accuracy_and_a_drop_below_the_floor_alerts() {
     assert_eq!(actions[0]["action"]["identity"], "tester");
     assert_eq!(actions[12]["action"]["correct"], 0);
 }
+
+#[tokio::test]
+async fn a_model_without_a_baseline_gets_the_monitors_that_need_none() {
+    let gw = TestGateway::start(
+        r#"
+[[models]]
+name = "demo"
+path = "demo.onnx"
+labels = ["setosa", "versicolor", "virginica"]
+validate = { ranges = "none" }
+anomaly = { mode = "off" }
+monitor = { window = 2 }
+"#,
+    )
+    .await;
+    for _ in 0..3 {
+        let resp = gw
+            .post("/v1/models/demo/predict", &json!({"features": CONFIDENT}))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    metric_at_least(&gw, "rampart_observations_total{model=\"demo\"}", 3.0).await;
+    let text = gw.metrics().await;
+    // PRADA and the change detectors run; no drift window ever closes without a reference sample.
+    assert_eq!(
+        metric(&text, "rampart_prada_identities{model=\"demo\"}"),
+        Some(1.0)
+    );
+    assert!(text.contains("rampart_latency_changes_total{model=\"demo\"}"));
+    assert_eq!(
+        metric(&text, "rampart_drift_windows_total{model=\"demo\"}"),
+        Some(0.0)
+    );
+    // And feedback works without one.
+    let resp = gw
+        .post("/v1/models/demo/predict", &json!({"features": CONFIDENT}))
+        .await;
+    let id = request_id(&resp);
+    let resp = feedback(&gw, &json!({"request_id": id, "label": "setosa"})).await;
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn monitoring_off_observes_nothing_and_a_bad_monitor_config_refuses_to_start() {
+    let gw = TestGateway::start(&format!("[monitoring]\nenabled = false\n{}", model(""))).await;
+    let resp = gw
+        .post("/v1/models/demo/predict", &json!({"features": CONFIDENT}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let text = gw.metrics().await;
+    assert!(
+        !text.contains("rampart_observations_total{model="),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "rampart_observations_dropped_total"),
+        Some(0.0)
+    );
+
+    // A categorical index beyond the baseline's four features is caught at start-up, naming the model.
+    let err = TestGateway::try_start(&model("categorical = [7]"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("models[0]") && err.contains("categorical"),
+        "{err}"
+    );
+    let err = TestGateway::try_start(&model("window = 1, alpha = 2.0"))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("models[0].monitor.window") && err.contains("models[0].monitor.alpha"),
+        "{err}"
+    );
+}
