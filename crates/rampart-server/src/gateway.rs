@@ -216,21 +216,9 @@ impl Gateway {
         let review = ReviewQueue::open(&review_dir)
             .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
 
-        let specs: Vec<_> = cfg
-            .models
-            .iter()
-            .enumerate()
-            .filter_map(|(index, m)| {
-                let served = models.get(&m.name)?;
-                Some(crate::monitor::ModelSpec {
-                    index,
-                    kind: served.info.kind,
-                })
-            })
-            .collect();
         let monitor = crate::monitor::Monitor::build(
             cfg,
-            &specs,
+            &models,
             alerts.clone(),
             audit.as_ref().map(|a| a.writer.clone()),
             metrics.monitor.clone(),
@@ -947,8 +935,11 @@ impl Shared {
             .await;
         m.layer(4, t_audit.elapsed());
         m.total(started.elapsed());
-        self.monitor
-            .observe(&model.name, identity, request_id, &decision, decided_in);
+        // A decision the audit could not keep was refused (503): not one the monitors or feedback should see.
+        if audited.is_ok() {
+            self.monitor
+                .observe(&model.name, identity, request_id, &decision, decided_in);
+        }
         match audited {
             Ok(()) => {
                 let status =

@@ -39,7 +39,7 @@ use rampart_pipeline::{Decision, Outcome, RowPrediction};
 
 use crate::alerts::{Alert, AlertSink};
 use crate::config::RawConfig;
-use crate::gateway::StartError;
+use crate::gateway::{ServedModel, StartError};
 pub use metrics::MonitorMetrics;
 
 /// One decided request, as the monitors see it.
@@ -171,12 +171,6 @@ pub(crate) struct Monitor {
     metrics: MonitorMetrics,
 }
 
-/// What [`Monitor::build`] needs of each served model.
-pub(crate) struct ModelSpec {
-    pub(crate) index: usize,
-    pub(crate) kind: ModelKind,
-}
-
 impl Monitor {
     /// Builds every model's monitors and starts the monitoring thread.
     ///
@@ -185,7 +179,7 @@ impl Monitor {
     /// beyond the baseline's width, say), naming the model.
     pub(crate) fn build(
         cfg: &RawConfig,
-        models: &[ModelSpec],
+        models: &HashMap<String, Arc<ServedModel>>,
         alerts: AlertSink,
         audit: Option<AuditWriter>,
         metrics: MonitorMetrics,
@@ -193,18 +187,18 @@ impl Monitor {
         let g = &cfg.monitoring;
         let mut handles = HashMap::new();
         let mut states = Vec::new();
-        for spec in models {
-            let Some(m) = cfg.models.get(spec.index) else {
+        for (index, m) in cfg.models.iter().enumerate() {
+            let Some(served) = models.get(&m.name) else {
                 continue;
             };
-            let labels = match spec.kind {
+            let labels = match served.info.kind {
                 ModelKind::Classifier { classes } => (0..classes)
                     .map(|i| m.labels.get(i).cloned().unwrap_or_else(|| i.to_string()))
                     .collect(),
                 ModelKind::Regressor { .. } => Vec::new(),
             };
             let fail = |message: String| StartError::Model {
-                index: spec.index,
+                index,
                 name: m.name.clone(),
                 message,
             };
