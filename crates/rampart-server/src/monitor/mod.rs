@@ -134,6 +134,8 @@ struct ModelHandle {
     /// Class labels in model order (the indices as text when the config gives none); empty for regressors.
     labels: Vec<String>,
     accuracy: Mutex<RollingAccuracy>,
+    /// Whether the monitor thread has state for this model (else its observations are not sent at all).
+    monitored: bool,
 }
 
 /// Why a feedback was not taken.
@@ -206,7 +208,8 @@ impl Monitor {
                 RollingAccuracy::new(m.monitor.accuracy_window, m.monitor.accuracy_floor)
                     .map_err(|e| fail(format!("monitor.accuracy_window/accuracy_floor: {e}")))?;
             let name: Arc<str> = Arc::from(m.name.as_str());
-            if g.enabled && m.monitor.enabled {
+            let monitored = g.enabled && m.monitor.enabled;
+            if monitored {
                 let baseline = match &m.baseline {
                     Some(p) => Some(crate::gateway::load_baseline(&cfg.resolve(p)).map_err(fail)?),
                     None => None,
@@ -232,6 +235,7 @@ impl Monitor {
                     name,
                     labels,
                     accuracy: Mutex::new(accuracy),
+                    monitored,
                 },
             );
         }
@@ -305,7 +309,9 @@ impl Monitor {
                 },
             );
         }
-        let Some(tx) = &self.tx else { return };
+        let Some(tx) = self.tx.as_ref().filter(|_| handle.monitored) else {
+            return;
+        };
         let (width, features) = decision
             .features
             .as_ref()
