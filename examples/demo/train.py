@@ -7,6 +7,7 @@ op that stock tract cannot load — so the demo exercises Rampart's own translat
   request.json       a confident, in-distribution request
   uncertain.json     an in-distribution request between versicolor and virginica (below the demo's gate)
 Then: cargo run --release -- profile --data examples/demo/demo_train.csv --label-column label \
+        --model examples/demo/demo.onnx --labels setosa,versicolor,virginica \
         --out examples/demo/demo.baseline.json
 
 Needs: pip install scikit-learn skl2onnx onnxruntime

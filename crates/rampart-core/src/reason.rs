@@ -30,6 +30,9 @@ pub enum Reason {
     ModelNotFound,
     /// No route matches the path.
     NotFound,
+    /// A feedback names a request id this gateway has not answered recently for that model (or whose label
+    /// was already given).
+    UnknownRequest,
     /// The route exists but not for this HTTP method.
     MethodNotAllowed,
     /// The body is larger than the configured limit.
@@ -73,6 +76,7 @@ impl Reason {
         Reason::Blocked,
         Reason::ModelNotFound,
         Reason::NotFound,
+        Reason::UnknownRequest,
         Reason::MethodNotAllowed,
         Reason::RequestTimeout,
         Reason::Conflict,
@@ -101,6 +105,7 @@ impl Reason {
             Reason::Blocked => "blocked",
             Reason::ModelNotFound => "model_not_found",
             Reason::NotFound => "not_found",
+            Reason::UnknownRequest => "unknown_request",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::PayloadTooLarge => "payload_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
@@ -127,7 +132,7 @@ impl Reason {
             | Reason::OutOfRange => 400,
             Reason::Unauthenticated => 401,
             Reason::Forbidden | Reason::Blocked => 403,
-            Reason::ModelNotFound | Reason::NotFound => 404,
+            Reason::ModelNotFound | Reason::NotFound | Reason::UnknownRequest => 404,
             Reason::MethodNotAllowed => 405,
             Reason::RequestTimeout => 408,
             Reason::Conflict => 409,
@@ -154,6 +159,7 @@ impl Reason {
             Reason::Blocked => "the caller's identity is blocked",
             Reason::ModelNotFound => "no such model",
             Reason::NotFound => "no such route",
+            Reason::UnknownRequest => "no recently answered request has this id",
             Reason::MethodNotAllowed => "method not allowed on this route",
             Reason::RequestTimeout => "the request was not received in time",
             Reason::PayloadTooLarge => "the body is larger than allowed",

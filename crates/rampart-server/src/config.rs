@@ -74,6 +74,9 @@ pub struct RawConfig {
     /// When it is present it replaces them whole: a role not listed grants nothing.
     #[serde(default)]
     pub roles: Option<BTreeMap<String, Vec<String>>>,
+    /// `[monitoring]`: the observation channel and what every model's monitors share.
+    #[serde(default)]
+    pub monitoring: crate::monitor::config::MonitoringConfig,
     /// `[[models]]`.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -457,6 +460,9 @@ pub struct ModelConfig {
     /// `output = { decimals = 2, top_k = 1, label_only = false }`.
     #[serde(default)]
     pub output: sanitize::Config,
+    /// `monitor = { window = 500, alpha = 0.01, … }`: drift, PRADA, latency and accuracy monitors.
+    #[serde(default)]
+    pub monitor: crate::monitor::config::ModelMonitorConfig,
 }
 
 /// The training data a model must be served with (see `ModelConfig::training_data`).
@@ -654,6 +660,7 @@ impl RawConfig {
             hook.validate("alerts.webhook", &mut errors);
         }
         self.state.validate(&mut errors);
+        errors.extend(crate::monitor::config::validate(self));
         errors
     }
 

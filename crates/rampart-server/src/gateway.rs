@@ -90,6 +90,7 @@ pub(crate) struct Shared {
     /// Incident rules and the actions in force.
     pub(crate) incidents: crate::incidents::Incidents,
     pub(crate) metrics: Metrics,
+    pub(crate) monitor: crate::monitor::Monitor,
     unknown: ModelMetrics,
     max_body: usize,
     body_timeout: Duration,
@@ -253,6 +254,13 @@ impl Gateway {
         let review = ReviewQueue::open(&review_dir)
             .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
 
+        let monitor = crate::monitor::Monitor::build(
+            cfg,
+            &models,
+            alerts.clone(),
+            audit.as_ref().map(|a| a.writer.clone()),
+            metrics.monitor.clone(),
+        )?;
         let unknown = metrics.for_model(UNKNOWN_MODEL);
         let shared = Arc::new(Shared {
             auth,
@@ -269,6 +277,7 @@ impl Gateway {
             incidents: crate::incidents::Incidents::new(&cfg.incidents),
             review_max_age: cfg.review.max_age_secs.map(Duration::from_secs),
             metrics,
+            monitor,
             unknown,
             max_body: cfg.server.max_body_bytes,
             body_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
@@ -506,7 +515,7 @@ fn check_training_data(cfg: &RawConfig, td: &crate::config::TrainingData) -> Res
     ))
 }
 
-fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {
+pub(crate) fn load_baseline(path: &std::path::Path) -> Result<Baseline, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("baseline {}: {e}", path.display()))?;
     let b: Baseline =
@@ -983,7 +992,7 @@ impl Shared {
         with_quotas(resp, quotas)
     }
 
-    async fn read_body(
+    pub(crate) async fn read_body(
         &self,
         headers: &HeaderMap,
         body: Body,
@@ -1110,6 +1119,9 @@ impl Shared {
                 detail: r.detail.to_string(),
             });
         }
+        // The monitors watch latency up to the decision; the audit commit has its own metrics and its fsync
+        // jitter would drown a model's slowdown.
+        let decided_in = started.elapsed();
         let t_audit = Instant::now();
         let audited = self
             .audit(AuditFacts {
@@ -1130,6 +1142,11 @@ impl Shared {
             .await;
         m.layer(4, t_audit.elapsed());
         m.total(started.elapsed());
+        // A decision the audit could not keep was refused (503): not one the monitors or feedback should see.
+        if audited.is_ok() {
+            self.monitor
+                .observe(&model.name, identity, request_id, &decision, decided_in);
+        }
         match audited {
             Ok(()) => {
                 let status =

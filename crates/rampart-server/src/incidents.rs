@@ -94,9 +94,9 @@ impl ActionKind {
     }
 }
 
-/// The alert kinds a rule may name: those the gateway raises, and those its monitors raise
-/// (`extraction_suspected`, `drift_detected`, `accuracy_degraded`). A kind outside this list is a config
-/// error, so that a typo cannot leave a response switched off.
+/// The alert kinds a rule may name: those the gateway raises, and those its monitors raise (see
+/// [`crate::monitor`]). A kind outside this list is a config error, so that a typo cannot leave a response
+/// switched off.
 pub const ALERT_KINDS: &[&str] = &[
     "anomalous_input",
     "model_unavailable",
@@ -104,9 +104,13 @@ pub const ALERT_KINDS: &[&str] = &[
     "audit_unavailable",
     "review_queue_unavailable",
     "internal",
-    "extraction_suspected",
-    "drift_detected",
-    "accuracy_degraded",
+    "shared_state_unavailable",
+    "model_extraction",
+    "data_drift",
+    "prediction_drift",
+    "latency_change",
+    "error_rate_change",
+    "accuracy_drop",
 ];
 
 /// Alerts the responder raises or causes itself: never acted on (an action must not trigger actions).

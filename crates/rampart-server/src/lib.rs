@@ -26,6 +26,7 @@ pub mod incidents;
 pub mod jwt;
 pub mod listen;
 pub mod metrics;
+pub mod monitor;
 pub mod rbac;
 mod render;
 mod resp;

@@ -126,6 +126,8 @@ pub struct Metrics {
     pub audit_failures: Counter<u64, AtomicU64>,
     /// Items waiting in the review queue since start.
     pub review_queued: Counter<u64, AtomicU64>,
+    /// The monitors' families (`rampart_drift_*`, `rampart_observations_dropped_total`, …).
+    pub monitor: crate::monitor::MonitorMetrics,
 }
 
 impl Default for Metrics {
@@ -227,6 +229,7 @@ impl Metrics {
             "Predictions sent to the human review queue",
             review_queued.clone(),
         );
+        let monitor = crate::monitor::MonitorMetrics::register(&mut registry);
         Self {
             registry,
             requests,
@@ -242,6 +245,7 @@ impl Metrics {
             audit_groups,
             audit_failures,
             review_queued,
+            monitor,
         }
     }
 

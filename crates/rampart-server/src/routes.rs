@@ -79,6 +79,7 @@ pub(crate) fn inference(gw: Gateway) -> Router {
             post(infer_v2_version),
         )
         .route("/v1/models/{name}/predict", post(predict_v1))
+        .route("/v1/models/{name}/feedback", post(feedback_v1))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gw)
@@ -274,4 +275,116 @@ async fn predict_v1(
     gw.shared
         .predict(&name, None, Protocol::V1, &peer, headers, body)
         .await
+}
+
+/// `POST /v1/models/{name}/feedback` body: the label of an answered request (one per row for a batch).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedbackBody {
+    request_id: String,
+    label: LabelField,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LabelField {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Longest request id or label taken: ids are UUIDs and labels are class names; anything longer is not one.
+const MAX_FEEDBACK_FIELD: usize = 256;
+
+/// Labels arriving after the fact: behind the same gate as predict (authentication, the blocklist, RBAC on
+/// the model), for a request id this gateway answered recently for this model. Updates the rolling accuracy
+/// and is recorded in the audit log as an `action` event before it is acknowledged.
+async fn feedback_v1(
+    State(gw): State<Gateway>,
+    Extension(peer): Extension<Peer>,
+    SafePath(name): SafePath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let id = new_request_id();
+    let started = Instant::now();
+    let has_body = respond::has_body(&headers);
+    let shared = &gw.shared;
+    let (identity, _) = match shared
+        .admit_model(&headers, &peer, &name, &id, started)
+        .await
+    {
+        Ok(g) => g,
+        Err(resp) => return respond::close_if(resp, has_body),
+    };
+    let Some(model) = shared.model(&name) else {
+        let r = Rejection::new(Reason::ModelNotFound, GuardId::ROUTE);
+        let resp = shared
+            .refuse(r, &id, identity.id(), None, started, &[])
+            .await;
+        return respond::close_if(resp, has_body);
+    };
+    let refuse = |r: Rejection| {
+        let shared = gw.shared.clone();
+        let (id, who, model) = (id.clone(), identity.id().to_owned(), model.clone());
+        async move {
+            shared
+                .refuse(r, &id, &who, Some(&model), started, &[])
+                .await
+        }
+    };
+    let bytes = match shared.read_body(&headers, body).await {
+        Ok(b) => b,
+        Err(r) => return respond::close_if(refuse(r).await, true),
+    };
+    let fb: FeedbackBody = match serde_json::from_slice(&bytes) {
+        Ok(f) => f,
+        Err(_) => {
+            let r = Rejection::new(Reason::InvalidJson, GuardId::ROUTE).with_detail(
+                "expected {\"request_id\": \"...\", \"label\": \"...\"} (label: a string, or one per row)",
+            );
+            return refuse(r).await;
+        }
+    };
+    let labels = match fb.label {
+        LabelField::One(l) => vec![l],
+        LabelField::Many(v) => v,
+    };
+    if fb.request_id.len() > MAX_FEEDBACK_FIELD
+        || labels.iter().any(|l| l.len() > MAX_FEEDBACK_FIELD)
+    {
+        let r = Rejection::new(Reason::InvalidJson, GuardId::ROUTE)
+            .with_detail("request_id and labels are at most 256 bytes");
+        return refuse(r).await;
+    }
+    let result = match shared.monitor.feedback(&name, &fb.request_id, &labels) {
+        Ok(r) => r,
+        Err(crate::monitor::FeedbackError::UnknownRequest) => {
+            return refuse(Rejection::new(Reason::UnknownRequest, GuardId::ROUTE)).await;
+        }
+        Err(crate::monitor::FeedbackError::RowCount { expected }) => {
+            let r = Rejection::new(Reason::ShapeMismatch, GuardId::ROUTE).with_detail(format!(
+                "the request had {expected} row(s): give one label per row"
+            ));
+            return refuse(r).await;
+        }
+    };
+    if let Err(e) = shared
+        .monitor
+        .audit_feedback(identity.id(), &name, &fb.request_id, &labels, &result)
+        .await
+    {
+        tracing::error!("feedback not recorded in the audit log: {e}");
+        let r = Rejection::new(Reason::AuditUnavailable, GuardId::AUDIT);
+        return respond::rejection(&r, &id);
+    }
+    respond::json(
+        StatusCode::OK,
+        serde_json::to_vec(&json!({
+            "request_id": fb.request_id,
+            "accepted": true,
+            "rows": result.rows,
+        }))
+        .unwrap_or_default(),
+        &id,
+    )
 }

@@ -16,6 +16,7 @@ mod keys;
 mod lifecycle;
 mod lineage;
 mod model;
+mod monitor;
 mod profile;
 mod progress;
 mod sandbox;
@@ -90,6 +91,11 @@ enum Command {
     /// Example: rampart incident export --since T --until T --audit DIR --out incident.tar --sign-key K
     #[command(subcommand)]
     Incident(incident::IncidentCommand),
+    /// Monitoring reports from the audit log.
+    ///
+    /// Example: rampart monitor report --audit rampart-data/audit --baseline m.baseline.json --out report.html
+    #[command(subcommand)]
+    Monitor(monitor::MonitorCommand),
     /// Encrypt a file at rest (AES-256-GCM, chunked and authenticated).
     ///
     /// Example: rampart encrypt --key-file model.key model.onnx model.onnx.enc
@@ -123,6 +129,7 @@ fn main() -> ExitCode {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Model(cmd) => model::run(cmd),
         Command::Incident(cmd) => incident::run(cmd),
+        Command::Monitor(cmd) => monitor::run(cmd),
         Command::Encrypt(args) => crypt::encrypt(&args),
         Command::Decrypt(args) => crypt::decrypt(&args),
         Command::Reencrypt(args) => crypt::reencrypt(&args),

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use rampart_detect::BaselineBuilder;
-use rampart_model::{Backend, TractModel};
+use rampart_detect::BaselineBuilder as Builder;
+use rampart_model::{Backend, ModelKind, TractModel};
 
 /// Bad rows listed before the command gives up listing.
 const MAX_REPORTED: usize = 20;
@@ -18,9 +18,15 @@ pub(crate) struct Args {
     /// A column holding the label (not a feature); its class counts go into the profile.
     #[arg(long)]
     label_column: Option<String>,
-    /// The model: its input width must match the feature columns.
+    /// The model: its input width must match the feature columns. A classifier is run on every row, and its
+    /// predicted-class counts and confidence histogram go into the profile (`predictions`), the reference of
+    /// the gateway's prediction-drift monitor.
     #[arg(long)]
     model: Option<PathBuf>,
+    /// The classifier's labels in model order, comma-separated, as the config's `labels` gives them (the
+    /// predicted classes are recorded under these names). Default: the class indices.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
     /// Where to write the profile (JSON).
     #[arg(long)]
     out: PathBuf,
@@ -54,20 +60,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         bail!("{}: no feature columns", args.data.display());
     }
-    if let Some(model) = &args.model {
-        let m = TractModel::load(model)?;
-        if m.info().width != names.len() {
-            bail!(
-                "{} has {} feature columns but {} takes {} features",
-                args.data.display(),
-                names.len(),
-                model.display(),
-                m.info().width
-            );
+    let model = match &args.model {
+        Some(path) => {
+            let m = TractModel::load(path)?;
+            if m.info().width != names.len() {
+                bail!(
+                    "{} has {} feature columns but {} takes {} features",
+                    args.data.display(),
+                    names.len(),
+                    path.display(),
+                    m.info().width
+                );
+            }
+            match m.info().kind {
+                ModelKind::Classifier { classes } => {
+                    if !args.labels.is_empty() && args.labels.len() != classes {
+                        bail!(
+                            "--labels names {} classes but {} has {classes}",
+                            args.labels.len(),
+                            path.display()
+                        );
+                    }
+                    Some(m)
+                }
+                // A regressor has no classes: its profile is the data's alone.
+                ModelKind::Regressor { .. } => None,
+            }
         }
-    }
+        None => None,
+    };
 
-    let mut builder = BaselineBuilder::new(names.iter().map(String::as_str));
+    let mut builder = Builder::new(names.iter().map(String::as_str));
     let mut bad = Vec::new();
     let mut row = Vec::with_capacity(names.len());
     for (i, record) in reader.records().enumerate() {
@@ -109,6 +132,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             bad.push(format!("line {line}: {e}"));
             continue;
         }
+        if let Some(m) = &model {
+            if let Err(e) = push_prediction(&mut builder, m, &row, &args.labels) {
+                bad.push(format!("line {line}: {e}"));
+            }
+        }
         if let Some(li) = label_index {
             let label = record.get(li).unwrap_or("");
             if let Err(e) = builder.push_label(label) {
@@ -137,4 +165,36 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         baseline.width()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the classifier on one row and records its winning class and confidence.
+fn push_prediction(
+    builder: &mut Builder,
+    model: &TractModel,
+    row: &[f64],
+    labels: &[String],
+) -> anyhow::Result<()> {
+    // The model's dtype: the gateway feeds it f32 too, so the profile sees what serving will.
+    let x: Vec<f32> = row.iter().map(|v| *v as f32).collect();
+    let out = model.predict(&x, 1)?;
+    let probs = out
+        .row(0)
+        .ok_or_else(|| anyhow::anyhow!("the model returned no row"))?;
+    let (best, confidence) =
+        probs
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |acc, (i, p)| {
+                if *p > acc.1 {
+                    (i, *p)
+                } else {
+                    acc
+                }
+            });
+    let label = labels
+        .get(best)
+        .cloned()
+        .unwrap_or_else(|| best.to_string());
+    builder.push_prediction(&label, f64::from(confidence).clamp(0.0, 1.0))?;
+    Ok(())
 }

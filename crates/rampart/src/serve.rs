@@ -131,19 +131,31 @@ async fn serve(prepared: Prepared, args: &Args) -> anyhow::Result<ExitCode> {
             running.addr
         );
     }
-    println!("rampart {} listening", env!("CARGO_PKG_VERSION"));
-    println!("inference: {scheme}://{}", running.addr);
-    println!("admin:     {scheme}://{}/metrics", running.admin_addr);
-    println!("data:      {}", cfg.resolve(&cfg.server.data_dir).display());
-    if let Some(key) = demo_key {
-        // The one line scripts capture: the key exists nowhere else (held in memory, hash only).
-        println!("api key: {key}");
-        println!(
-            "try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
-             -d '{}' {scheme}://{}/v1/models/demo/predict",
-            demo::REQUEST.trim(),
-            running.addr
+    // The banner goes to whoever started the server; once they stop reading (a script that took the key and
+    // closed the pipe), a failed write is ignored: `println!` would panic on EPIPE and take the server down.
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "rampart {} listening", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(out, "inference: {scheme}://{}", running.addr);
+        let _ = writeln!(out, "admin:     {scheme}://{}/metrics", running.admin_addr);
+        let _ = writeln!(
+            out,
+            "data:      {}",
+            cfg.resolve(&cfg.server.data_dir).display()
         );
+        if let Some(key) = demo_key {
+            // The one line scripts capture: the key exists nowhere else (held in memory, hash only).
+            let _ = writeln!(out, "api key: {key}");
+            let _ = writeln!(
+                out,
+                "try:      curl -s -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+                 -d '{}' {scheme}://{}/v1/models/demo/predict",
+                demo::REQUEST.trim(),
+                running.addr
+            );
+        }
+        let _ = out.flush();
     }
     let stop = lifecycle::run_until_stopped(config_file.as_deref()).await;
     handle.start_draining();

@@ -17,7 +17,7 @@ fn rules_parse_with_their_actions() {
     let c = parse(
         r#"
 [[incidents.rules]]
-on = "extraction_suspected"
+on = "model_extraction"
 action = "block_identity"
 duration_secs = 600
 
@@ -28,7 +28,7 @@ duration_secs = 60
 factor = 4
 
 [[incidents.rules]]
-on = "drift_detected"
+on = "data_drift"
 action = "quarantine_model"
 "#,
     );

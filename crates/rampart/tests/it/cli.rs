@@ -88,6 +88,8 @@ fn profile_writes_a_baseline() {
         "label",
         "--model",
         model,
+        "--labels",
+        "setosa,versicolor,virginica",
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -96,6 +98,19 @@ fn profile_writes_a_baseline() {
     assert_eq!(b["features"].as_array().unwrap().len(), 4);
     assert_eq!(b["features"][0]["count"], 150);
     assert_eq!(b["label_counts"]["setosa"], 50);
+    // The model ran on every row: its predicted-class mix and confidence histogram, for prediction drift.
+    let predicted = &b["predictions"]["class_counts"];
+    let total: u64 = ["setosa", "versicolor", "virginica"]
+        .iter()
+        .map(|l| predicted[l].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 150);
+    let histogram = b["predictions"]["confidence_histogram"].as_array().unwrap();
+    assert_eq!(histogram.len(), 10);
+    assert_eq!(
+        histogram.iter().map(|c| c.as_u64().unwrap()).sum::<u64>(),
+        150
+    );
     // The committed demo baseline is exactly what the command makes.
     let committed = include_str!("../../../../examples/demo/demo.baseline.json");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), committed);

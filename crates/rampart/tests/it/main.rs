@@ -13,6 +13,7 @@ mod identity;
 mod incident;
 mod limits;
 mod models;
+mod monitoring;
 mod oip_v2;
 mod outcomes;
 mod reasons;
