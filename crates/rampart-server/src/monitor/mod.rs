@@ -1,11 +1,11 @@
 //! Monitoring: what the gateway learns from the traffic it serves, after the fact.
 //!
-//! The request path emits one [`Observation`] per decided request (identity, model, decoded features,
+//! The request path emits one `Observation` per decided request (identity, model, decoded features,
 //! per-row prediction and confidence, outcome, latency) with a non-blocking `try_send` into a bounded
 //! channel; when the channel is full the observation is dropped and counted
 //! (`rampart_observations_dropped_total`), so a slow monitor can never slow or fail a request.
 //!
-//! One dedicated thread ([`task`]) owns every model's monitors — feature drift, prediction drift, Page–Hinkley
+//! One dedicated thread (`task`) owns every model's monitors — feature drift, prediction drift, Page–Hinkley
 //! on latency and on the rejection rate, PRADA per identity — because a drift window's MMD permutation test
 //! costs tens of milliseconds of CPU and must not run on the async workers that serve requests. Its findings
 //! become metrics (`rampart_drift_*`, …) and alerts on the alert bus.
