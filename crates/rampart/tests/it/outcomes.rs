@@ -64,10 +64,19 @@ async fn anomalous_input_is_refused_with_an_alert() {
         )
         .await;
     let body = error_body(resp, 422, "anomalous_input").await;
-    let alerts = gw.alerts();
-    assert!(alerts
-        .iter()
-        .any(|a| a["kind"] == "anomalous_input" && a["request_id"] == body["request_id"]));
+    // Alerts are written off the request path: wait for this one, with a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let alerted = loop {
+        let found = gw
+            .alerts()
+            .iter()
+            .any(|a| a["kind"] == "anomalous_input" && a["request_id"] == body["request_id"]);
+        if found || std::time::Instant::now() > deadline {
+            break found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(alerted, "no anomalous_input alert for {body}");
     let rec = gw.audit_records().pop().unwrap();
     assert_eq!(rec["decision"]["reason"], "anomalous_input");
     assert_eq!(rec["decision"]["guard"], "anomaly_mahalanobis");
