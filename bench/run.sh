@@ -74,8 +74,12 @@ measure() { # name url
   done
 }
 
+# `serve` refuses root without --allow-root; benchmark machines and containers often run as root.
+root_flag=()
+if [ "$(id -u)" = 0 ]; then root_flag=(--allow-root); fi
+
 start_rampart() { # config port
-  "$bin/rampart" serve --config "$1" >"$results/$(basename "$1" .toml).log" 2>&1 &
+  "$bin/rampart" serve "${root_flag[@]}" --config "$1" >"$results/$(basename "$1" .toml).log" 2>&1 &
   pids+=($!)
   wait_port "$2"
 }
