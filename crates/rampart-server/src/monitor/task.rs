@@ -317,6 +317,9 @@ struct DriftFeed {
     tx: SyncSender<(Vec<Vec<f64>>, String)>,
 }
 
+/// After testing a window the drift thread rests this many times as long as the test took.
+const DRIFT_IDLE_FACTOR: u32 = 3;
+
 impl DriftFeed {
     /// Starts the model's drift thread, which owns its [`DriftMonitor`].
     fn start(
@@ -334,6 +337,7 @@ impl DriftFeed {
             .name(format!("rampart-drift-{thread_name}"))
             .spawn(move || {
                 while let Ok((rows, request_id)) = rx.recv() {
+                    let started = std::time::Instant::now();
                     for row in &rows {
                         // A row the monitor refuses (a width the baseline does not have) is left out.
                         let Ok(Some(report)) = monitor.push(row) else {
@@ -353,6 +357,10 @@ impl DriftFeed {
                             });
                         }
                     }
+                    // A duty cycle of at most a quarter of one core: on a small machine a back-to-back MMD
+                    // permutation test would take a core away from the requests. Windows closing meanwhile
+                    // wait in the one slot or are skipped and counted.
+                    std::thread::sleep(started.elapsed().saturating_mul(DRIFT_IDLE_FACTOR));
                 }
             })?;
         Ok(Self {
