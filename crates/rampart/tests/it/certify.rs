@@ -1,23 +1,13 @@
 //! `rampart certify` (issue 9): the randomized-smoothing certification experiment, on a handful of digits.
 
-use std::process::Command;
+use crate::run;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../rampart-model/tests/models/digits_mlp.onnx"
 );
 /// The first 8 rows of the shared digits test split (pixels in [0, 1], label last).
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/digits_head.csv");
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("rampart runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Runs `certify` on the fixture with small n; `set` replaces a default flag's value or adds a flag.
 fn certify(out: &str, set: &[(&str, &str)]) -> (i32, String, String) {

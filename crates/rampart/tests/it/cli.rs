@@ -1,18 +1,8 @@
 //! The binary itself: key management, profile, check-config, and the embedded demo.
 
+use crate::{run, BIN};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_rampart");
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("rampart runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn key_new_prints_the_key_alone_on_the_first_line() {

@@ -2,26 +2,10 @@
 //! See: issue #7
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::run_in;
 use rampart_testkit::{TestGateway, CONFIDENT, DEMO_MODEL};
 use serde_json::json;
-
-const BIN: &str = env!("CARGO_BIN_EXE_rampart");
-
-/// Runs the binary in `cwd`; (exit code, stdout, stderr).
-fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .expect("rampart runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(cwd: &Path, args: &[&str]) -> String {
     let (code, out, err) = run_in(cwd, args);

@@ -5,21 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::{run as rampart, BIN};
 use rampart_testkit::{TestGateway, CONFIDENT, DEMO_MODEL_ENTRY};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 /// In range feature by feature, but a setosa sepal with virginica petals: Mahalanobis refuses it.
 const ANOMALOUS: [f32; 4] = [5.0, 3.6, 6.0, 2.3];
-
-fn rampart(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("rampart runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn keygen(kind: &str, path: &Path) {
     let (code, _, err) = rampart(&["keygen", "--kind", kind, "--out", path.to_str().unwrap()]);

@@ -25,6 +25,30 @@ mod tls;
 
 use serde_json::Value;
 
+/// The binary under test.
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_rampart");
+
+/// Runs the binary with `args`; (exit code, stdout, stderr).
+pub(crate) fn run(args: &[&str]) -> (i32, String, String) {
+    run_in(std::path::Path::new("."), args)
+}
+
+/// Runs the binary in `cwd` (with `USER=ci`, which the registry records as who changed a version);
+/// (exit code, stdout, stderr).
+pub(crate) fn run_in(cwd: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(BIN)
+        .current_dir(cwd)
+        .env("USER", "ci")
+        .args(args)
+        .output()
+        .expect("rampart runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `rampart serve` refuses uid 0 without `--allow-root`; CI and some sandboxes run the tests as root.
 pub(crate) fn serve_root_args() -> &'static [&'static str] {
     let uid = std::fs::read_to_string("/proc/self/status")

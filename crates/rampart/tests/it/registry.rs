@@ -3,27 +3,11 @@
 //! See: issue #6
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::run_in;
 use sha2::Digest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rampart");
 const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo");
-
-/// Runs the binary in `cwd`; (exit code, stdout, stderr).
-fn run_in(cwd: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(cwd)
-        .env("USER", "ci")
-        .args(args)
-        .output()
-        .expect("rampart runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(cwd: &Path, args: &[&str]) -> String {
     let (code, out, err) = run_in(cwd, args);
