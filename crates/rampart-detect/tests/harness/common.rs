@@ -29,6 +29,21 @@ pub struct Versions {
     pub river: String,
 }
 
+/// The shape most reference files share: the header members, the file's tolerances `T` and its cases `C`.
+/// Closed like every schema here: a missing or extra member fails.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorFile<T, C> {
+    pub file: String,
+    pub set: String,
+    pub seed_family: String,
+    pub definition: String,
+    pub tolerance: T,
+    pub generator: String,
+    pub versions: Versions,
+    pub cases: Vec<C>,
+}
+
 /// For `Option` fields: `null` is `None`, but the key must be there. (Serde would otherwise read a missing
 /// `Option` field as `None`, and a file that lost a field would still pass.)
 pub fn required<'de, D, T>(d: D) -> Result<Option<T>, D::Error>

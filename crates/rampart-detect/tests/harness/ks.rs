@@ -4,20 +4,9 @@
 use rampart_detect::ks::{self, KsMethod};
 use serde::Deserialize;
 
-use crate::common::{header, parse, Check, Tol, Versions};
+use crate::common::{header, parse, Check, Tol, VectorFile};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    file: String,
-    set: String,
-    seed_family: String,
-    definition: String,
-    tolerance: Tolerance,
-    generator: String,
-    versions: Versions,
-    cases: Vec<Case>,
-}
+type File = VectorFile<Tolerance, Case>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
