@@ -60,6 +60,14 @@ pub enum Reason {
     /// A model version was refused because it does not verify against its signed manifest (the log and the
     /// audit name the file).
     VersionRefused,
+    /// The input is in range and near the training data, but the model's answer changes under small
+    /// perturbations that should not change it (feature squeezing), or the members of an ensemble disagree:
+    /// the signature of an adversarial example.
+    AdversarialInput,
+    /// The upstream model server answered with an error or with something that is not a valid answer.
+    UpstreamError,
+    /// The upstream model server did not answer within the configured timeout.
+    UpstreamTimeout,
 }
 
 impl Reason {
@@ -84,11 +92,14 @@ impl Reason {
         Reason::UnsupportedMediaType,
         Reason::AnomalousInput,
         Reason::VersionRefused,
+        Reason::AdversarialInput,
         Reason::RateLimited,
         Reason::Internal,
         Reason::AuditUnavailable,
+        Reason::UpstreamError,
         Reason::ModelUnavailable,
         Reason::Overloaded,
+        Reason::UpstreamTimeout,
     ];
 
     /// The stable snake_case code sent as `reason`.
@@ -118,6 +129,9 @@ impl Reason {
             Reason::Internal => "internal",
             Reason::Conflict => "conflict",
             Reason::VersionRefused => "version_refused",
+            Reason::AdversarialInput => "adversarial_input",
+            Reason::UpstreamError => "upstream_error",
+            Reason::UpstreamTimeout => "upstream_timeout",
         }
     }
 
@@ -138,10 +152,12 @@ impl Reason {
             Reason::Conflict => 409,
             Reason::PayloadTooLarge => 413,
             Reason::UnsupportedMediaType => 415,
-            Reason::AnomalousInput | Reason::VersionRefused => 422,
+            Reason::AnomalousInput | Reason::VersionRefused | Reason::AdversarialInput => 422,
             Reason::RateLimited => 429,
             Reason::Internal => 500,
+            Reason::UpstreamError => 502,
             Reason::AuditUnavailable | Reason::ModelUnavailable | Reason::Overloaded => 503,
+            Reason::UpstreamTimeout => 504,
         }
     }
 
@@ -174,6 +190,11 @@ impl Reason {
             Reason::Conflict => "the change conflicts with the current state",
             Reason::VersionRefused => "the model version does not verify against its signature",
             Reason::Overloaded => "the gateway cannot decide right now; retry shortly",
+            Reason::AdversarialInput => {
+                "the model's answer is unstable around this input, a sign of an adversarial example"
+            }
+            Reason::UpstreamError => "the upstream model server failed to answer",
+            Reason::UpstreamTimeout => "the upstream model server did not answer in time",
         }
     }
 }

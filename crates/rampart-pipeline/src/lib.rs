@@ -35,5 +35,7 @@ pub mod validate;
 
 pub use cx::{Protocol, RequestCx};
 pub use mode::Mode;
-pub use pipeline::{BuildError, Decision, Outcome, Pipeline, PipelineConfig, Timings};
+pub use pipeline::{
+    model_unavailable, BuildError, Decision, Outcome, Pipeline, PipelineConfig, Prepared, Timings,
+};
 pub use prediction::{Answer, Prediction, RowAnswer, RowPrediction};

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rampart_core::{Features, Finding, GuardId, Reason, Rejection, Severity, Verdict};
 use rampart_detect::Baseline;
-use rampart_model::{Backend, ModelKind};
+use rampart_model::{Backend, ModelKind, Output};
 
 use crate::anomaly::{self, BaselinePoint, MahalanobisGuard, Threshold, ZScoreGuard};
 use crate::confidence::{self, ConfidenceGate};
@@ -294,25 +294,49 @@ impl Pipeline {
         }
     }
 
-    /// Everything after admission: parse, inspect, predict, shape, sanitize. Synchronous and allocation-light;
-    /// the audit commit is the caller's.
-    pub fn evaluate(&self, cx: &RequestCx<'_>, body: &[u8], mut flags: Vec<Finding>) -> Decision {
-        let mut timings = Timings::default();
-        let decision = |outcome, flags, features, prediction, echo_id, timings| Decision {
-            outcome,
-            flags,
-            features,
-            prediction,
-            echo_id,
-            timings,
+    /// Everything after admission, in one synchronous call: [`Pipeline::prepare`], the in-process backend,
+    /// [`Pipeline::complete`]. The audit commit is the caller's.
+    pub fn evaluate(&self, cx: &RequestCx<'_>, body: &[u8], flags: Vec<Finding>) -> Decision {
+        let prepared = match self.prepare(cx, body, flags) {
+            Ok(p) => p,
+            Err(done) => return *done,
         };
+        let t = Instant::now();
+        let output = self
+            .backend
+            .predict(prepared.features.as_slice(), prepared.features.rows())
+            .map_err(|_| model_unavailable());
+        let elapsed = t.elapsed();
+        self.complete(cx, prepared, output, elapsed)
+    }
 
+    /// The phases before the model: parse and validate the body, then run the inspectors.
+    ///
+    /// Split from [`Pipeline::complete`] so the caller decides how the model is called: in place, through a
+    /// batcher, on a blocking thread (smoothing), or over the network (an upstream model server).
+    ///
+    /// # Errors
+    /// The finished [`Decision`] when a guard refused the request before the model.
+    pub fn prepare(
+        &self,
+        cx: &RequestCx<'_>,
+        body: &[u8],
+        mut flags: Vec<Finding>,
+    ) -> Result<Prepared, Box<Decision>> {
+        let mut timings = Timings::default();
         let t0 = Instant::now();
         let parsed = match self.schema.parse(cx, body) {
             Ok(p) => p,
             Err(r) => {
                 timings.validate = t0.elapsed();
-                return decision(Outcome::Rejected(r), flags, None, None, None, timings);
+                return Err(Box::new(Decision {
+                    outcome: Outcome::Rejected(r),
+                    flags,
+                    features: None,
+                    prediction: None,
+                    echo_id: None,
+                    timings,
+                }));
             }
         };
         flags.extend(parsed.flags);
@@ -327,36 +351,63 @@ impl Pipeline {
                 Verdict::Flag(f) => flags.push(f),
                 Verdict::Reject(r) => {
                     timings.inspect = t1.elapsed();
-                    return decision(
-                        Outcome::Rejected(r),
+                    return Err(Box::new(Decision {
+                        outcome: Outcome::Rejected(r),
                         flags,
-                        Some(features),
-                        None,
+                        features: Some(features),
+                        prediction: None,
                         echo_id,
                         timings,
-                    );
+                    }));
                 }
             }
         }
-        let t2 = Instant::now();
-        timings.inspect = t2 - t1;
+        timings.inspect = t1.elapsed();
+        Ok(Prepared {
+            features,
+            flags,
+            echo_id,
+            timings,
+        })
+    }
 
-        let output = self.backend.predict(features.as_slice(), features.rows());
+    /// The phases after the model: the confidence gate, then sanitization for the caller's grants.
+    ///
+    /// `output` is what the model call gave: the backend's tensors, or the refusal the call ended in
+    /// ([`model_unavailable`] for a backend failure; an upstream or a hardening wrapper may refuse with its own
+    /// reason). `model_time` is how long the call took, for the per-phase histograms.
+    pub fn complete(
+        &self,
+        cx: &RequestCx<'_>,
+        prepared: Prepared,
+        output: Result<Output, Rejection>,
+        model_time: Duration,
+    ) -> Decision {
+        let Prepared {
+            features,
+            mut flags,
+            echo_id,
+            mut timings,
+        } = prepared;
+        timings.model = model_time;
         let t3 = Instant::now();
-        timings.model = t3 - t2;
-        let mut prediction = match output.map(|o| to_prediction(&o)) {
-            Ok(Some(p)) => p,
-            Ok(None) | Err(_) => {
-                let r = Rejection::new(Reason::ModelUnavailable, GuardId::MODEL)
-                    .with_severity(Severity::High);
-                return decision(
-                    Outcome::Rejected(r),
+        let prediction = output.and_then(|o| {
+            if o.n_rows != features.rows() {
+                return Err(model_unavailable());
+            }
+            to_prediction(&o).ok_or_else(model_unavailable)
+        });
+        let mut prediction = match prediction {
+            Ok(p) => p,
+            Err(r) => {
+                return Decision {
+                    outcome: Outcome::Rejected(r),
                     flags,
-                    Some(features),
-                    None,
+                    features: Some(features),
+                    prediction: None,
                     echo_id,
                     timings,
-                );
+                };
             }
         };
 
@@ -366,14 +417,14 @@ impl Pipeline {
                 Verdict::Flag(f) => flags.push(f),
                 Verdict::Reject(r) => {
                     timings.shape = t3.elapsed();
-                    return decision(
-                        Outcome::Rejected(r),
+                    return Decision {
+                        outcome: Outcome::Rejected(r),
                         flags,
-                        Some(features),
-                        Some(prediction),
+                        features: Some(features),
+                        prediction: Some(prediction),
                         echo_id,
                         timings,
-                    );
+                    };
                 }
             }
         }
@@ -384,15 +435,34 @@ impl Pipeline {
         };
         let answer = sanitizer.sanitize(&prediction);
         timings.shape = t3.elapsed();
-        decision(
-            Outcome::Answered(answer),
+        Decision {
+            outcome: Outcome::Answered(answer),
             flags,
-            Some(features),
-            Some(prediction),
+            features: Some(features),
+            prediction: Some(prediction),
             echo_id,
             timings,
-        )
+        }
     }
+}
+
+/// A request that passed every guard before the model: its validated input, waiting for the model call.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The validated rows the model is to score.
+    pub features: Features,
+    /// Findings so far (guards in observe mode).
+    pub flags: Vec<Finding>,
+    /// The OIP v2 request id to echo.
+    pub echo_id: Option<String>,
+    /// Validation and inspection time so far.
+    pub timings: Timings,
+}
+
+/// The refusal for a model call that failed or returned tensors of the wrong shape: 503 `model_unavailable`,
+/// high severity (an operator must look).
+pub fn model_unavailable() -> Rejection {
+    Rejection::new(Reason::ModelUnavailable, GuardId::MODEL).with_severity(Severity::High)
 }
 
 fn z_threshold(t: Threshold) -> Result<Option<f64>, BuildError> {
@@ -417,7 +487,7 @@ fn baseline_distance(b: &Baseline, point: BaselinePoint) -> f64 {
 }
 
 /// Turns the backend's tensors into per-row predictions; `None` if they are not the shape the kind promises.
-fn to_prediction(o: &rampart_model::Output) -> Option<Prediction> {
+fn to_prediction(o: &Output) -> Option<Prediction> {
     match o.kind {
         ModelKind::Classifier { classes } => {
             if classes == 0 || o.values.len() != o.n_rows * classes {

@@ -29,6 +29,7 @@ use crate::rbac::{AdminArea, Grants, Roles};
 use crate::render;
 use crate::respond;
 use crate::review::{ReviewItem, ReviewQueue};
+use crate::runner::Runner;
 use crate::swap::{ModelSlot, Source};
 use rampart_registry::{ModelName, Registry};
 
@@ -60,6 +61,8 @@ pub(crate) struct ServedModel {
     pub(crate) version: String,
     pub(crate) info: ModelInfo,
     pub(crate) pipeline: Pipeline,
+    /// How the request path calls the model (see [`crate::runner`]).
+    pub(crate) runner: Runner,
     pub(crate) metrics: ModelMetrics,
 }
 
@@ -180,6 +183,7 @@ impl Gateway {
                 name: m.name.clone(),
                 version: loaded.version,
                 info: loaded.info,
+                runner: Runner::inline(loaded.pipeline.backend()),
                 pipeline: loaded.pipeline,
                 metrics: metrics.for_model(&m.name),
             };
@@ -970,7 +974,16 @@ impl Shared {
         };
 
         // Parse → inspect → model → shape → sanitize.
-        let decision = model.pipeline.evaluate(&cx, &body, flags);
+        let decision = match model.pipeline.prepare(&cx, &body, flags) {
+            Ok(prepared) => {
+                let t_model = Instant::now();
+                let output = model.runner.run(&prepared.features).await;
+                model
+                    .pipeline
+                    .complete(&cx, prepared, output, t_model.elapsed())
+            }
+            Err(done) => *done,
+        };
         let m = &model.metrics;
         m.layer(1, decision.timings.validate);
         m.layer(2, decision.timings.inspect);

@@ -33,6 +33,7 @@ mod resp;
 pub mod respond;
 pub mod review;
 mod routes;
+mod runner;
 pub mod secret;
 pub mod shared_state;
 mod swap;

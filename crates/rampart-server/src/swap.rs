@@ -220,6 +220,7 @@ impl ModelSlot {
                 name: old_for_work.name.clone(),
                 version: target.as_str().to_owned(),
                 info,
+                runner: crate::runner::Runner::inline(pipeline.backend()),
                 pipeline,
                 metrics: old_for_work.metrics.clone(),
             };

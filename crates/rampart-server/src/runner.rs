@@ -1,0 +1,43 @@
+//! How the request path calls a served model's backend, between [`Pipeline::prepare`] and
+//! [`Pipeline::complete`].
+//!
+//! The pipeline's guards are synchronous and cheap; the model call is the one step whose cost and shape differ
+//! by backend, so it is the one step the gateway awaits. Each [`Runner`] decides where the call runs.
+//!
+//! [`Pipeline::prepare`]: rampart_pipeline::Pipeline::prepare
+//! [`Pipeline::complete`]: rampart_pipeline::Pipeline::complete
+
+use std::sync::Arc;
+
+use rampart_core::{Features, Rejection};
+use rampart_model::{Backend, Output};
+use rampart_pipeline::model_unavailable;
+
+/// Where one served model's predictions are computed.
+pub(crate) enum Runner {
+    /// On the request's own task: a scikit-learn model on tract answers a row in microseconds, less than a
+    /// hand-off to another thread would cost.
+    Inline(Arc<dyn Backend>),
+}
+
+impl Runner {
+    /// The runner for a model whose backend answers in place.
+    pub(crate) fn inline(backend: &Arc<dyn Backend>) -> Self {
+        Runner::Inline(Arc::clone(backend))
+    }
+
+    /// Scores the validated rows.
+    ///
+    /// # Errors
+    /// The refusal the call ends in: 503 `model_unavailable` when the backend fails.
+    pub(crate) async fn run(&self, features: &Features) -> Result<Output, Rejection> {
+        match self {
+            Runner::Inline(backend) => backend
+                .predict(features.as_slice(), features.rows())
+                .map_err(|e| {
+                    tracing::error!(model = %backend.info().name, "model failed: {e}");
+                    model_unavailable()
+                }),
+        }
+    }
+}
