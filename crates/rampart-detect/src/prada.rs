@@ -234,6 +234,48 @@ impl Prada {
                 obs.threshold = state.threshold;
             }
         }
+        self.maybe_test(&mut obs);
+        Ok(obs)
+    }
+
+    /// Records a distance another replica measured for the same client (see `rampart-server`'s shared state):
+    /// it joins `D` and counts as a query, and the test runs on the usual cadence. The growing sets stay this
+    /// detector's own, so `D` becomes the merged stream of every replica's distances.
+    ///
+    /// # Errors
+    ///
+    /// [`StatError::NonFinite`] for a distance that is not finite, [`StatError::InvalidParameter`] for a negative
+    /// one; the state is unchanged.
+    pub fn push_distance(&mut self, dmin: f64) -> Result<Observation, StatError> {
+        if !dmin.is_finite() {
+            return Err(StatError::NonFinite {
+                what: "distance",
+                index: 0,
+            });
+        }
+        if dmin < 0.0 {
+            return Err(StatError::InvalidParameter {
+                name: "distance",
+                problem: "must be >= 0",
+            });
+        }
+        self.queries += 1;
+        if self.distances.len() == self.config.max_distances {
+            self.distances.pop_front();
+        }
+        self.distances.push_back(dmin);
+        let mut obs = Observation {
+            dmin: Some(dmin),
+            added: false,
+            threshold: 0.0,
+            w: None,
+            alarm: false,
+        };
+        self.maybe_test(&mut obs);
+        Ok(obs)
+    }
+
+    fn maybe_test(&mut self, obs: &mut Observation) {
         if self.distances.len() > self.config.min_distances {
             self.tests += 1;
             if (self.tests - 1) % self.config.test_every == 0 {
@@ -243,7 +285,6 @@ impl Prada {
                 }
             }
         }
-        Ok(obs)
     }
 
     /// The distances PRADA tests: those within 3 population standard deviations of the mean of `D`.
@@ -445,6 +486,34 @@ impl<K: Hash + Eq + Clone> PradaTracker<K> {
         if let Some(e) = self.entries.remove(id) {
             self.by_age.remove(&e.last_seen);
         }
+    }
+
+    /// Records a distance another replica measured for `id` ([`Prada::push_distance`]). Only an identity this
+    /// tracker already follows takes it (`Ok(None)` otherwise): a remote stream must not admit identities or
+    /// evict local ones.
+    ///
+    /// # Errors
+    ///
+    /// As [`Prada::push_distance`].
+    pub fn push_distance(
+        &mut self,
+        id: &K,
+        dmin: f64,
+    ) -> Result<Option<IdentityReport>, StatError> {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return Ok(None);
+        };
+        let observation = entry.prada.push_distance(dmin)?;
+        let coverage = self
+            .config
+            .coverage
+            .as_ref()
+            .map(|c| c.fraction(&entry.occupied));
+        Ok(Some(IdentityReport {
+            observation,
+            queries: entry.prada.queries(),
+            coverage,
+        }))
     }
 
     /// Observes a query of `id` that the model assigned to `class`.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use rampart_core::{Features, Finding, GuardId, Reason, Rejection, Severity, Verdict};
 use rampart_detect::Baseline;
 use rampart_model::{Backend, ModelKind, Output};
@@ -112,8 +113,9 @@ pub struct Decision {
 
 /// One model's guards and backend, built once at start-up.
 pub struct Pipeline {
-    /// Shared between the versions of one model (see [`Pipeline::share_limiter_of`]).
-    limiter: Option<Arc<RateLimit>>,
+    /// Shared between the versions of one model (see [`Pipeline::share_limiter_of`]); swappable, so a
+    /// config reload changes the quota without rebuilding the pipeline ([`Pipeline::set_rate_limit`]).
+    limiter: ArcSwapOption<RateLimit>,
     schema: Validator,
     /// Inspectors in order, each with its mode.
     inspectors: Vec<(Mode, Box<dyn Inspect>)>,
@@ -127,7 +129,7 @@ pub struct Pipeline {
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pipeline")
-            .field("rate_limit", &self.limiter.is_some())
+            .field("rate_limit", &self.limiter.load().is_some())
             .field("inspectors", &self.inspectors.len())
             .field("shapers", &self.shapers.len())
             .finish()
@@ -236,7 +238,7 @@ impl Pipeline {
         let sanitizer = Sanitizer::new(&config.output, labels);
 
         Ok(Self {
-            limiter,
+            limiter: ArcSwapOption::new(limiter),
             schema,
             inspectors,
             backend,
@@ -257,16 +259,39 @@ impl Pipeline {
     }
 
     /// The rate limiter, if on (for periodic sweeps).
-    pub fn limiter(&self) -> Option<&RateLimit> {
-        self.limiter.as_deref()
+    pub fn limiter(&self) -> Option<Arc<RateLimit>> {
+        self.limiter.load_full()
     }
 
     /// Uses `other`'s rate limiter instead of this pipeline's own: a new version of a model takes over the
     /// quotas its callers have used, so a hot swap or rollback never hands anyone a fresh burst.
     pub fn share_limiter_of(&mut self, other: &Pipeline) {
-        if self.limiter.is_some() {
-            self.limiter.clone_from(&other.limiter);
+        if self.limiter.load().is_some() {
+            self.limiter.store(other.limiter.load_full());
         }
+    }
+
+    /// Replaces the rate limit (a config reload). Requests already admitted keep their decision; the next
+    /// one meets the new quota, starting full (`governor` cannot carry one quota's state into another), and
+    /// identities a responder tightened stay tightened.
+    ///
+    /// # Errors
+    /// [`rate_limit::InvalidQuota`] for a zero rate or burst; the old limiter stays.
+    pub fn set_rate_limit(
+        &self,
+        config: &rate_limit::Config,
+    ) -> Result<(), rate_limit::InvalidQuota> {
+        let next = if config.mode.is_on() {
+            let limiter = RateLimit::new(config)?;
+            if let Some(old) = self.limiter.load_full() {
+                limiter.adopt_tightened(&old);
+            }
+            Some(Arc::new(limiter))
+        } else {
+            None
+        };
+        self.limiter.store(next);
+        Ok(())
     }
 
     /// The admit phase: takes one request from the identity's quota.
@@ -278,7 +303,8 @@ impl Pipeline {
         cx: &RequestCx<'_>,
         flags: &mut Vec<Finding>,
     ) -> Result<Option<Quotas>, (Rejection, Option<Quotas>)> {
-        let Some(limiter) = &self.limiter else {
+        let limiter = self.limiter.load();
+        let Some(limiter) = limiter.as_ref() else {
             return Ok(None);
         };
         match limiter.acquire(cx.identity) {

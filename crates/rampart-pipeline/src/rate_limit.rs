@@ -173,6 +173,12 @@ impl<C: Clock + Clone> RateLimit<C> {
         });
     }
 
+    /// Takes over `other`'s tightened identities (a reloaded limiter replacing `other`): a responder's action
+    /// outlives a quota change.
+    pub fn adopt_tightened(&self, other: &RateLimit<C>) {
+        self.tightened.store(other.tightened.load_full());
+    }
+
     /// Ends a [`RateLimit::tighten`].
     pub fn relax(&self, identity: &str) {
         self.tightened.rcu(|m| {

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{KeyStore, KeysFile};
+use crate::shared_state::{identity_key, BlockOp, SharedBlocks};
 
 /// Identities refused with 403 `blocked`, each until a time or for good. Read once per request from an
 /// [`ArcSwap`] snapshot (no lock on the request path); changes are rare, serialized, and written to disk
@@ -19,10 +20,14 @@ use crate::auth::{KeyStore, KeysFile};
 ///
 /// The file is a JSON object, identity → `null` (until unblocked) or the Unix time in milliseconds the block
 /// ends; the list of identities written before blocks could expire is still read.
+///
+/// With `[state] backend = "redis"` the list also has a shared half ([`SharedBlocks`]): each change is queued
+/// for Redis, and an identity blocked through Redis by any replica is refused here too.
 pub(crate) struct Blocklist {
     set: ArcSwap<BTreeMap<String, Option<i64>>>,
     path: PathBuf,
     write: Mutex<()>,
+    shared: Option<Arc<SharedBlocks>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -53,15 +58,67 @@ impl Blocklist {
             set: ArcSwap::from_pointee(set),
             path,
             write: Mutex::new(()),
+            shared: None,
         })
     }
 
+    /// Shares this list's changes through Redis, and refuses what other replicas blocked there.
+    pub(crate) fn with_shared(mut self, shared: Arc<SharedBlocks>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Blocked here, or by any replica through Redis.
     pub(crate) fn is_blocked(&self, id: &str) -> bool {
-        match self.set.load().get(id) {
+        let local = match self.set.load().get(id) {
             None => false,
             Some(None) => true,
             Some(Some(until)) => now_unix_ms() < *until,
+        };
+        local || self.shared.as_ref().is_some_and(|s| s.blocks(id))
+    }
+
+    /// `[state] on_unavailable = "fail_closed"` while the shared blocks cannot be read.
+    pub(crate) fn refuses_all(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.refuses_all())
+    }
+
+    fn share(&self, op: impl FnOnce() -> BlockOp) {
+        if let Some(s) = &self.shared {
+            s.push(op());
         }
+    }
+
+    /// This file's blocks in force, as the shared blocks hold them: (key, end in Unix ms or 0 for good).
+    pub(crate) fn shared_entries(&self) -> Vec<(String, i64)> {
+        let now = now_unix_ms();
+        self.set
+            .load()
+            .iter()
+            .filter(|(_, until)| until.is_none_or(|u| now < u))
+            .map(|(id, until)| (identity_key(id), until.unwrap_or(0)))
+            .collect()
+    }
+
+    /// Removes the blocks whose identity key is in `keys` (they were lifted on another replica), without
+    /// queuing anything for Redis.
+    pub(crate) fn forget_keys(
+        &self,
+        keys: &std::collections::HashSet<String>,
+    ) -> std::io::Result<bool> {
+        if !self
+            .set
+            .load()
+            .keys()
+            .any(|id| keys.contains(&identity_key(id)))
+        {
+            return Ok(false);
+        }
+        self.update(|next| {
+            let before = next.len();
+            next.retain(|id, _| !keys.contains(&identity_key(id)));
+            next.len() != before
+        })
     }
 
     /// The identities blocked now.
@@ -76,38 +133,66 @@ impl Blocklist {
     }
 
     /// Blocks (`true`, for good) or unblocks an identity; returns whether anything changed.
+    /// Shared or not, the change is sent to Redis: an unblock there must lift another replica's block even
+    /// when this file did not hold it.
     pub(crate) fn set_blocked(&self, id: &str, blocked: bool) -> std::io::Result<bool> {
-        self.update(|next| {
+        let changed = self.update(|next| {
             if blocked {
                 next.insert(id.to_owned(), None) != Some(None)
             } else {
                 next.remove(id).is_some()
             }
-        })
+        })?;
+        let remote = self.shared.as_ref().is_some_and(|s| s.blocks(id));
+        self.share(|| {
+            let key = identity_key(id);
+            if blocked {
+                BlockOp::Block { key, until_ms: 0 }
+            } else {
+                BlockOp::Unblock {
+                    key,
+                    only_until: None,
+                }
+            }
+        });
+        Ok(changed || (!blocked && remote))
     }
 
     /// Blocks an identity until `until` (Unix milliseconds). A block for good is left as it is.
     pub(crate) fn block_until(&self, id: &str, until: i64) -> std::io::Result<bool> {
-        self.update(|next| match next.get(id) {
+        let changed = self.update(|next| match next.get(id) {
             Some(None) => false,
             Some(Some(u)) if *u >= until => false,
             _ => {
                 next.insert(id.to_owned(), Some(until));
                 true
             }
-        })
+        })?;
+        if changed {
+            self.share(|| BlockOp::Block {
+                key: identity_key(id),
+                until_ms: until,
+            });
+        }
+        Ok(changed)
     }
 
     /// Lifts a block that ends at `until` (one a responder set); a block set since by someone else stays.
     pub(crate) fn lift_until(&self, id: &str, until: i64) -> std::io::Result<bool> {
-        self.update(|next| {
+        let changed = self.update(|next| {
             if next.get(id) == Some(&Some(until)) {
                 next.remove(id);
                 true
             } else {
                 false
             }
-        })
+        })?;
+        // Redis lifts it only where it still ends then: a longer block set meanwhile stays.
+        self.share(|| BlockOp::Unblock {
+            key: identity_key(id),
+            only_until: Some(until),
+        });
+        Ok(changed)
     }
 
     /// Forgets expired blocks (they already do not apply).

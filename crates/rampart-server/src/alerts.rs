@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,6 +155,17 @@ impl AlertSink {
         }
     }
 
+    /// Applies reloaded `[alerts] rate_limit_storm` and `dedupe_secs` (SIGHUP); the next alert uses them.
+    pub(crate) fn set_limits(&self, storm_threshold: u32, dedupe_window: Duration) {
+        self.storms
+            .threshold
+            .store(storm_threshold, Ordering::Relaxed);
+        self.dedupe.window_ms.store(
+            u64::try_from(dedupe_window.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     /// Notes one rate-limit refusal; returns true when it makes the identity's refusals in this minute reach
     /// the storm threshold (so the caller raises exactly one alert per identity per minute).
     pub fn rate_limited(&self, identity: &Arc<str>, unix_minute: u64) -> bool {
@@ -233,14 +244,15 @@ type AlertKey = (&'static str, Option<String>, Option<String>);
 /// Suppresses repeats of an alert (same kind, identity, model) within a window. Bounded like
 /// [`StormDetector`]: past `MAX_TRACKED` keys the map is cleared (at worst a repeat is raised once more).
 struct Dedupe {
-    window: Duration,
+    /// Milliseconds; atomic so a config reload can change it under live traffic.
+    window_ms: AtomicU64,
     last: Mutex<HashMap<AlertKey, Instant>>,
 }
 
 impl Dedupe {
     fn new(window: Duration) -> Self {
         Self {
-            window,
+            window_ms: AtomicU64::new(u64::try_from(window.as_millis()).unwrap_or(u64::MAX)),
             last: Mutex::new(HashMap::new()),
         }
     }
@@ -248,13 +260,14 @@ impl Dedupe {
     fn is_repeat(&self, alert: &Alert, now: Instant) -> bool {
         // Each incident action and each version change is its own event (an apply and its lift share kind,
         // identity and model), and they are few: never folded into an earlier one.
-        if self.window.is_zero() || NEVER_DEDUPED.contains(&alert.kind) {
+        let window = Duration::from_millis(self.window_ms.load(Ordering::Relaxed));
+        if window.is_zero() || NEVER_DEDUPED.contains(&alert.kind) {
             return false;
         }
         let key = (alert.kind, alert.identity.clone(), alert.model.clone());
         let mut last = self.last.lock();
         if let Some(at) = last.get(&key) {
-            if now.duration_since(*at) < self.window {
+            if now.duration_since(*at) < window {
                 return true;
             }
         }
@@ -269,7 +282,8 @@ impl Dedupe {
 /// Counts rate-limit refusals per identity per minute. Bounded: the map is cleared when it grows past
 /// `MAX_TRACKED` identities (at worst a storm alert is delayed by a minute).
 struct StormDetector {
-    threshold: u32,
+    /// Atomic so a config reload can change it under live traffic.
+    threshold: AtomicU32,
     counts: Mutex<HashMap<Arc<str>, (u64, u32)>>,
 }
 
@@ -278,7 +292,7 @@ const MAX_TRACKED: usize = 10_000;
 impl StormDetector {
     fn new(threshold: u32) -> Self {
         Self {
-            threshold,
+            threshold: AtomicU32::new(threshold),
             counts: Mutex::new(HashMap::new()),
         }
     }
@@ -293,7 +307,7 @@ impl StormDetector {
             *entry = (minute, 0);
         }
         entry.1 = entry.1.saturating_add(1);
-        entry.1 == self.threshold
+        entry.1 == self.threshold.load(Ordering::Relaxed)
     }
 }
 

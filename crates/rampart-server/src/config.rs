@@ -86,7 +86,7 @@ pub struct RawConfig {
     /// `[review]`: the human review queue (see [`crate::review::Config`]).
     #[serde(default)]
     pub review: crate::review::Config,
-    /// `[state]`: where rate-limit state lives (see [`crate::shared_state`]).
+    /// `[state]`: where rate limits, blocks and extraction statistics are shared (see [`crate::shared_state`]).
     #[serde(default)]
     pub state: crate::shared_state::StateConfig,
     /// Directory that relative paths are resolved against (the config file's); not read from the file.

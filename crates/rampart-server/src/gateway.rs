@@ -74,7 +74,10 @@ struct Audit {
 
 pub(crate) struct Shared {
     auth: Authenticator,
-    roles: Roles,
+    /// `[roles]`, swapped whole by a config reload (see `reload.rs`).
+    pub(crate) roles: arc_swap::ArcSwap<Roles>,
+    /// The config in force, for a reload to compare against.
+    pub(crate) config: parking_lot::Mutex<RawConfig>,
     pub(crate) blocked: Blocklist,
     /// TLS for both listeners; `None` only with `insecure_plaintext = true`.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
@@ -97,8 +100,9 @@ pub(crate) struct Shared {
     unknown: ModelMetrics,
     max_body: usize,
     body_timeout: Duration,
-    /// `[state] backend = "redis"`: rate limits decided by Redis (see `shared_state.rs`).
-    shared_state: Option<crate::shared_state::SharedState>,
+    /// `[state] backend = "redis"`: rate limits decided by Redis, blocks and extraction statistics shared
+    /// through it (see `shared_state.rs`).
+    pub(crate) shared_state: Option<crate::shared_state::SharedState>,
     /// Set when shutdown begins (see `drain.rs`): readiness turns false while requests are still served.
     pub(crate) draining: std::sync::atomic::AtomicBool,
 }
@@ -254,6 +258,18 @@ impl Gateway {
             alerts.clone(),
         )
         .map_err(|e| StartError::File(format!("state.url_file: {e}")))?;
+        let blocked = match &shared_state {
+            Some(state) => blocked.with_shared(state.blocks.clone()),
+            None => blocked,
+        };
+        // The monitor's distances on their way to the other replicas (see `shared_state.rs`).
+        let (distances_tx, distances_rx) = match &shared_state {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::mpsc::channel(crate::shared_state::DISTANCE_QUEUE);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let review_dir = data_dir.join("review");
         let review = ReviewQueue::open(&review_dir)
             .map_err(|e| StartError::File(format!("review queue {}: {e}", review_dir.display())))?;
@@ -264,11 +280,13 @@ impl Gateway {
             alerts.clone(),
             audit.as_ref().map(|a| a.writer.clone()),
             metrics.monitor.clone(),
+            distances_tx,
         )?;
         let unknown = metrics.for_model(UNKNOWN_MODEL);
         let shared = Arc::new(Shared {
             auth,
-            roles: Roles::from_config(cfg.roles.as_ref()),
+            roles: arc_swap::ArcSwap::from_pointee(Roles::from_config(cfg.roles.as_ref())),
+            config: parking_lot::Mutex::new(cfg.clone()),
             blocked,
             tls,
             admin_loopback: cfg.server.admin_listen.ip().is_loopback(),
@@ -288,6 +306,9 @@ impl Gateway {
             shared_state,
             draining: std::sync::atomic::AtomicBool::new(false),
         });
+        if let Some(rx) = distances_rx {
+            crate::shared_state::start_sync(&shared, rx).await;
+        }
         spawn_sweeper(Arc::downgrade(&shared));
         if shared.review_max_age.is_some() {
             spawn_review_expiry(Arc::downgrade(&shared));
@@ -715,7 +736,16 @@ impl Shared {
                 return Err(self.refuse(r, request_id, id, None, started, &[]).await);
             }
         };
-        let grants = self.roles.grants(&identity);
+        if self.blocked.refuses_all() {
+            // fail_closed: whether another replica blocked this caller cannot be known now.
+            let r = Rejection::new(Reason::Overloaded, GuardId::BLOCKLIST)
+                .with_retry_after(Duration::from_secs(1))
+                .with_severity(Severity::Medium);
+            return Err(self
+                .refuse(r, request_id, identity.id(), None, started, &[])
+                .await);
+        }
+        let grants = self.roles.load().grants(&identity);
         if !grants.may_predict(model) {
             let r = Rejection::new(Reason::Forbidden, GuardId::RBAC);
             return Err(self
@@ -745,7 +775,7 @@ impl Shared {
                 return Err(self.refuse(r, &request_id, id, None, started, &[]).await);
             }
         };
-        if !self.roles.grants(&identity).may_admin(area) {
+        if !self.roles.load().grants(&identity).may_admin(area) {
             let r = Rejection::new(Reason::Forbidden, GuardId::RBAC);
             return Err(self
                 .refuse(r, &request_id, identity.id(), None, started, &[])

@@ -5,7 +5,8 @@
 //! each rule whose `on` is the alert's kind, the responder applies the rule's action to the alert's identity
 //! or model:
 //!
-//! - `block_identity`: 403 `blocked` for `duration_secs` (the blocklist, persisted: a restart does not lift it);
+//! - `block_identity`: 403 `blocked` for `duration_secs` (the blocklist, persisted: a restart does not lift it;
+//!   with `[state] backend = "redis"` every replica refuses the identity, see `shared_state.rs`);
 //! - `label_only_identity` / `label_only_model`: answers keep their labels and lose their confidences and
 //!   runners-up (what model extraction learns most from), applied where the answer is rendered;
 //! - `tighten_rate_limit`: the identity's rate and burst are divided by `factor` (its own quota, on top of

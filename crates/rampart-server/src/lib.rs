@@ -28,6 +28,7 @@ pub mod listen;
 pub mod metrics;
 pub mod monitor;
 pub mod rbac;
+mod reload;
 mod render;
 mod resp;
 pub mod respond;
@@ -48,6 +49,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use gateway::{AuthOverride, Gateway, StartError};
+pub use reload::Reloaded;
 
 /// Loads every model, baseline and pipeline of a config without serving or writing anything (the "build"
 /// stage of `rampart check-config`); returns every problem.

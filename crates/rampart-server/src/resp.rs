@@ -1,6 +1,6 @@
 //! The smallest Redis client the shared state needs: one connection, RESP2 commands written as arrays of bulk
-//! strings, and the replies `EVAL` of our script produces (integers, arrays of integers, simple strings and
-//! errors). Spec: <https://redis.io/docs/latest/develop/reference/protocol-spec/>. Replies are read with caps
+//! strings, and the replies `EVAL` of our scripts produces (integers, bulk strings, short arrays of them, simple
+//! strings and errors). Spec: <https://redis.io/docs/latest/develop/reference/protocol-spec/>. Replies are read with caps
 //! (line length, array length, bulk size), so a confused or hostile server cannot make the gateway allocate
 //! without bound.
 
@@ -9,10 +9,11 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-/// A reply line, array or bulk string longer than this is refused.
+/// A reply line, array or bulk string longer than this is refused. A bulk reply may be the whole shared
+/// blocklist (about 50 bytes a block): 4 MiB holds some 80000 blocks.
 const MAX_LINE: usize = 4096;
 const MAX_ARRAY: i64 = 64;
-const MAX_BULK: i64 = 64 * 1024;
+const MAX_BULK: i64 = 4 * 1024 * 1024;
 
 /// Why a command failed. Never carries the URL or the password.
 #[derive(Debug, thiserror::Error)]

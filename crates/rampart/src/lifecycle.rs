@@ -4,14 +4,16 @@
 //!   requests and flushes the audit log (`serve.rs`).
 //! - SIGINT (Ctrl-C, interactive): the same without the delay.
 //! - SIGHUP: the keys file is re-read and swapped in whole by its own reloader (rampart-server's
-//!   `access.rs`, which listens for SIGHUP too), so no request is refused or dropped meanwhile; here the config
-//!   file is re-read and validated, and what it changed beyond the keys is reported as needing a restart
-//!   (models, listeners and the audit log are not swapped under live traffic). Without this handler SIGHUP's
-//!   default action would kill the process when no keys file is configured.
+//!   `access.rs`, which listens for SIGHUP too); here the config file is re-read and validated, and what can
+//!   change live is swapped in atomically ([`rampart_server::Gateway::reload`]: `[roles]`, each model's
+//!   `rate_limit`, `[alerts] rate_limit_storm` and `dedupe_secs`), so no request is refused or dropped
+//!   meanwhile. Every other change is logged as needing a restart (models, listeners, TLS, the audit log…) and
+//!   otherwise ignored; a file that no longer parses or validates changes nothing. Without this handler
+//!   SIGHUP's default action would kill the process when no keys file is configured.
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+use rampart_server::Gateway;
 
 /// Why serving stops.
 pub(crate) enum Stop {
@@ -22,11 +24,10 @@ pub(crate) enum Stop {
 }
 
 /// Waits for SIGTERM or SIGINT, handling every SIGHUP meanwhile.
-pub(crate) async fn run_until_stopped(config_file: Option<&Path>) -> Stop {
+pub(crate) async fn run_until_stopped(config_file: Option<&Path>, gateway: &Gateway) -> Stop {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let started = config_file.and_then(digest_of);
         let (Ok(mut term), Ok(mut hup)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::hangup()),
@@ -41,21 +42,21 @@ pub(crate) async fn run_until_stopped(config_file: Option<&Path>) -> Stop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return Stop::Interrupt,
                 _ = term.recv() => return Stop::Terminate,
-                _ = hup.recv() => recheck_config(config_file, started.as_ref()),
+                _ = hup.recv() => reload_config(config_file, gateway),
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = config_file;
+        let _ = (config_file, gateway);
         let _ = tokio::signal::ctrl_c().await;
         Stop::Interrupt
     }
 }
 
-/// SIGHUP's config half: a broken file on disk is reported now rather than at the next restart, and a changed
-/// one is named as waiting for a restart.
-fn recheck_config(config_file: Option<&Path>, started: Option<&[u8; 32]>) {
+/// SIGHUP's config half: a broken file on disk is reported now rather than at the next restart; a valid one
+/// is applied as far as it can be live, and the rest is named as waiting for a restart.
+fn reload_config(config_file: Option<&Path>, gateway: &Gateway) {
     let Some(path) = config_file else {
         tracing::info!("SIGHUP: the embedded demo has no config file or keys file to reload");
         return;
@@ -63,30 +64,36 @@ fn recheck_config(config_file: Option<&Path>, started: Option<&[u8; 32]>) {
     let cfg = match rampart_server::config::RawConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("SIGHUP: the config file no longer parses (still serving the one loaded at start): {e}");
+            tracing::error!("SIGHUP: the config file no longer parses (still serving the one loaded before): {e}");
             return;
         }
     };
-    let errors = cfg.validate();
-    if !errors.is_empty() {
-        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        tracing::error!(
-            "SIGHUP: the config file no longer validates (still serving the one loaded at start): {}",
-            text.join("; ")
-        );
+    let reloaded = match gateway.reload(&cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: the config file no longer validates (still serving the one loaded before): {e}"
+            );
+            return;
+        }
+    };
+    if reloaded.unchanged() {
+        tracing::info!("SIGHUP: keys file re-read; config file unchanged");
         return;
     }
-    if digest_of(path).as_ref() == started {
-        tracing::info!("SIGHUP: keys file re-read; config file unchanged");
-    } else {
-        tracing::warn!(
+    if !reloaded.applied.is_empty() {
+        tracing::info!(
             file = %path.display(),
-            "SIGHUP: keys file re-read; the config file changed and validates, and its other changes take \
-             effect at the next restart (a rolling restart in Kubernetes)"
+            "SIGHUP: keys file re-read; config reloaded: {} now in force",
+            reloaded.applied.join(", ")
         );
     }
-}
-
-fn digest_of(path: &Path) -> Option<[u8; 32]> {
-    std::fs::read(path).ok().map(|b| Sha256::digest(b).into())
+    if !reloaded.needs_restart.is_empty() {
+        tracing::warn!(
+            file = %path.display(),
+            "SIGHUP: these config changes need a restart (a rolling restart in Kubernetes) and are ignored \
+             until then: {}",
+            reloaded.needs_restart.join(", ")
+        );
+    }
 }

@@ -157,7 +157,7 @@ async fn serve(prepared: Prepared, args: &Args) -> anyhow::Result<ExitCode> {
         }
         let _ = out.flush();
     }
-    let stop = lifecycle::run_until_stopped(config_file.as_deref()).await;
+    let stop = lifecycle::run_until_stopped(config_file.as_deref(), &handle).await;
     handle.start_draining();
     if let lifecycle::Stop::Terminate = stop {
         let delay = Duration::from_millis(args.drain_delay_ms);

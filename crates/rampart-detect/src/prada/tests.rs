@@ -127,3 +127,36 @@ fn tracker_refuses_an_empty_query_without_admitting() {
     ));
     assert!(t.is_empty());
 }
+
+/// Distances from another replica join `D` of a tracked identity only, and drive the test as local ones do:
+/// a stream split over two trackers alarms on the one that sees both halves.
+#[test]
+fn remote_distances_join_only_tracked_identities_and_are_tested() {
+    let config = TrackerConfig {
+        prada: Config {
+            min_distances: 10,
+            ..Config::default()
+        },
+        ..TrackerConfig::default()
+    };
+    let mut t = PradaTracker::new(config).unwrap();
+    assert_eq!(t.push_distance(&1_u8, 0.5).unwrap(), None);
+    assert!(t.is_empty());
+    t.observe(&1_u8, &[0.0, 0.0], 0).unwrap();
+    assert!(t.push_distance(&1_u8, f64::NAN).is_err());
+    assert!(t.push_distance(&1_u8, -1.0).is_err());
+    // A very skewed stream: many equal tiny distances and a few large ones is far from normal.
+    let mut alarmed = false;
+    for i in 0..40 {
+        let d = if i % 10 == 0 {
+            5.0
+        } else {
+            0.01 + f64::from(i) * 1e-4
+        };
+        let r = t.push_distance(&1_u8, d).unwrap().unwrap();
+        alarmed |= r.observation.alarm;
+    }
+    assert!(alarmed);
+    assert_eq!(t.get(&1_u8).unwrap().queries(), 41);
+    assert_eq!(t.get(&1_u8).unwrap().distances().len(), 40);
+}

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{now_unix_ms, Blocklist};
@@ -43,4 +44,44 @@ fn the_older_list_format_is_read_as_blocks_for_good() {
     let list = Blocklist::open(path).unwrap();
     assert!(list.is_blocked("alice") && list.is_blocked("bob"));
     assert!(!list.is_blocked("carol"));
+}
+
+/// With shared state every change is queued for Redis (an unblock even when this file did not hold the
+/// block), and a block lifted on another replica leaves the file by its key.
+#[test]
+fn shared_changes_are_queued_and_lifted_keys_are_forgotten() {
+    use crate::shared_state::{identity_key, BlockOp, OnUnavailable, SharedBlocks};
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Arc::new(SharedBlocks::new(OnUnavailable::Local));
+    let list = Blocklist::open(dir.path().join("blocked.json"))
+        .unwrap()
+        .with_shared(shared.clone());
+    list.set_blocked("mallory", true).unwrap();
+    list.block_until("eve", now_unix_ms() + 60_000).unwrap();
+    list.set_blocked("nobody", false).unwrap();
+    let queued = shared.queued();
+    assert_eq!(queued.len(), 3);
+    assert_eq!(
+        queued[0],
+        BlockOp::Block {
+            key: identity_key("mallory"),
+            until_ms: 0
+        }
+    );
+    assert!(matches!(
+        &queued[2],
+        BlockOp::Unblock {
+            only_until: None,
+            ..
+        }
+    ));
+    assert!(
+        !format!("{queued:?}").contains("mallory"),
+        "keys, never names"
+    );
+
+    let gone = std::iter::once(identity_key("mallory")).collect();
+    assert!(list.forget_keys(&gone).unwrap());
+    assert!(!list.is_blocked("mallory") && list.is_blocked("eve"));
+    assert!(!list.refuses_all());
 }

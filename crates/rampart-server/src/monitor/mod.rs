@@ -62,18 +62,32 @@ pub(crate) struct Observation {
     pub(crate) latency: Duration,
 }
 
+/// What the monitoring thread is told.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A request this replica decided.
+    Observed(Observation),
+    /// A PRADA distance another replica measured (see `shared_state.rs`).
+    Remote {
+        model: Arc<str>,
+        /// The identity's key in Redis (`shared_state::identity_key`).
+        key: String,
+        dmin: f64,
+    },
+}
+
 /// The sender side with its drop counter: what the request path holds.
 #[derive(Clone)]
 pub(crate) struct ObservationTx {
-    tx: mpsc::Sender<Observation>,
+    tx: mpsc::Sender<Event>,
     dropped: prometheus_client::metrics::counter::Counter<u64, std::sync::atomic::AtomicU64>,
 }
 
 impl ObservationTx {
     /// Queues an observation or, when the channel is full (or the monitor has stopped), drops and counts it.
     /// Never waits.
-    pub(crate) fn send(&self, obs: Observation) -> bool {
-        if self.tx.try_send(obs).is_ok() {
+    pub(crate) fn send(&self, event: Event) -> bool {
+        if self.tx.try_send(event).is_ok() {
             true
         } else {
             self.dropped.inc();
@@ -136,6 +150,8 @@ struct ModelHandle {
     accuracy: Mutex<RollingAccuracy>,
     /// Whether the monitor thread has state for this model (else its observations are not sent at all).
     monitored: bool,
+    /// Whether the model runs PRADA (and so reads the other replicas' distances when they are shared).
+    prada: bool,
 }
 
 /// Why a feedback was not taken.
@@ -185,6 +201,7 @@ impl Monitor {
         alerts: AlertSink,
         audit: Option<AuditWriter>,
         metrics: MonitorMetrics,
+        share: Option<mpsc::Sender<crate::shared_state::SharedDistance>>,
     ) -> Result<Self, StartError> {
         let g = &cfg.monitoring;
         let mut handles = HashMap::new();
@@ -209,6 +226,7 @@ impl Monitor {
                     .map_err(|e| fail(format!("monitor.accuracy_window/accuracy_floor: {e}")))?;
             let name: Arc<str> = Arc::from(m.name.as_str());
             let monitored = g.enabled && m.monitor.enabled;
+            let prada = monitored && m.monitor.prada && !labels.is_empty();
             if monitored {
                 let baseline = match &m.baseline {
                     Some(p) => Some(crate::gateway::load_baseline(&cfg.resolve(p)).map_err(fail)?),
@@ -224,7 +242,8 @@ impl Monitor {
                         &alerts,
                         &metrics,
                     )
-                    .map_err(fail)?,
+                    .map_err(fail)?
+                    .with_share(share.clone()),
                 );
             } else {
                 tracing::info!(model = %m.name, "monitoring is off for this model");
@@ -236,6 +255,7 @@ impl Monitor {
                     labels,
                     accuracy: Mutex::new(accuracy),
                     monitored,
+                    prada,
                 },
             );
         }
@@ -316,7 +336,7 @@ impl Monitor {
             .features
             .as_ref()
             .map_or((0, Vec::new()), |f| (f.width(), f.as_slice().to_vec()));
-        tx.send(Observation {
+        tx.send(Event::Observed(Observation {
             model: handle.name.clone(),
             identity: identity.id_arc().clone(),
             request_id: request_id.to_owned(),
@@ -325,7 +345,31 @@ impl Monitor {
             predictions: if answered { predictions } else { Vec::new() },
             rejected: !answered,
             latency,
-        });
+        }));
+    }
+
+    /// The models whose PRADA takes the other replicas' distances.
+    pub(crate) fn prada_models(&self) -> Vec<Arc<str>> {
+        if self.tx.is_none() {
+            return Vec::new();
+        }
+        self.models
+            .values()
+            .filter(|h| h.prada)
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// Hands a distance another replica measured to the monitoring thread, without waiting (dropped and
+    /// counted when the channel is full, as an observation).
+    pub(crate) fn remote_distance(&self, model: &Arc<str>, key: String, dmin: f64) {
+        if let Some(tx) = &self.tx {
+            tx.send(Event::Remote {
+                model: model.clone(),
+                key,
+                dmin,
+            });
+        }
     }
 
     /// Takes a label for an answered request: updates the model's rolling accuracy, and raises

@@ -8,7 +8,7 @@
 //! counted (`rampart_drift_windows_skipped_total`) rather than stall the monitor thread, whose falling behind
 //! would drop observations for every monitor. The threads end when the gateway (every sender) is dropped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
@@ -18,15 +18,16 @@ use tokio::sync::mpsc;
 use rampart_core::Severity;
 use rampart_detect::monitor::{DriftConfig, MmdConfig, PredictionDriftConfig};
 use rampart_detect::page_hinkley::{Config as PhConfig, Mode as PhMode};
-use rampart_detect::prada::{Config as PradaConfig, Coverage, TrackerConfig};
+use rampart_detect::prada::{Config as PradaConfig, Coverage, IdentityReport, TrackerConfig};
 use rampart_detect::{
     Baseline, DriftMonitor, DriftReport, PageHinkley, PradaTracker, PredictionDrift,
 };
 
 use super::config::{ModelMonitorConfig, MonitoringConfig};
 use super::metrics::{self, MonitorMetrics};
-use super::Observation;
+use super::{Event, Observation};
 use crate::alerts::{Alert, AlertSink};
+use crate::shared_state::SharedDistance;
 
 /// One model's monitors, owned by the monitoring thread.
 pub(crate) struct ModelState {
@@ -41,6 +42,11 @@ pub(crate) struct ModelState {
     flagged: HashSet<Arc<str>>,
     max_flagged: usize,
     row: Vec<f64>,
+    /// `[state] backend = "redis"`: where this replica's PRADA distances go, for the other replicas.
+    share: Option<mpsc::Sender<SharedDistance>>,
+    /// Redis key → identity, for the identities this replica measured: a remote distance names only the key.
+    /// Bounded as `flagged` (a cleared entry is learnt again at the identity's next local query).
+    keys: HashMap<String, Arc<str>>,
 }
 
 impl ModelState {
@@ -169,13 +175,21 @@ impl ModelState {
             flagged: HashSet::new(),
             max_flagged: g.max_identities.saturating_mul(4),
             row: Vec::new(),
+            share: None,
+            keys: HashMap::new(),
         })
+    }
+
+    /// Sends this model's PRADA distances to the other replicas (`[state] backend = "redis"`).
+    pub(crate) fn with_share(mut self, share: Option<mpsc::Sender<SharedDistance>>) -> Self {
+        self.share = share;
+        self
     }
 }
 
 /// Starts the thread.
 pub(crate) fn spawn(
-    mut rx: mpsc::Receiver<Observation>,
+    mut rx: mpsc::Receiver<Event>,
     mut states: Vec<ModelState>,
     alerts: AlertSink,
     metrics: MonitorMetrics,
@@ -183,9 +197,18 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("rampart-monitor".into())
         .spawn(move || {
-            while let Some(obs) = rx.blocking_recv() {
-                if let Some(state) = states.iter_mut().find(|s| s.name == obs.model) {
-                    state.observe(&obs, &alerts, &metrics);
+            while let Some(event) = rx.blocking_recv() {
+                match event {
+                    Event::Observed(obs) => {
+                        if let Some(state) = states.iter_mut().find(|s| s.name == obs.model) {
+                            state.observe(&obs, &alerts, &metrics);
+                        }
+                    }
+                    Event::Remote { model, key, dmin } => {
+                        if let Some(state) = states.iter_mut().find(|s| s.name == model) {
+                            state.remote(&key, dmin, &alerts, &metrics);
+                        }
+                    }
                 }
             }
         })
@@ -196,11 +219,12 @@ impl ModelState {
     fn observe(&mut self, obs: &Observation, alerts: &AlertSink, metrics: &MonitorMetrics) {
         let m = metrics::model(&self.name);
         metrics.observations.get_or_create(&m).inc();
+        let name = self.name.clone();
         let alert = |kind: &'static str, severity, identity: Option<&str>, detail: String| Alert {
             time: OffsetDateTime::now_utc(),
             kind,
             severity,
-            model: Some(self.name.to_string()),
+            model: Some(name.to_string()),
             identity: identity.map(str::to_owned),
             request_id: Some(obs.request_id.clone()),
             detail,
@@ -271,40 +295,103 @@ impl ModelState {
                     }
                 }
             }
-            if let Some(tracker) = &mut self.prada {
-                let class = u32::try_from(class).unwrap_or(u32::MAX);
-                if let Ok(report) = tracker.observe(&obs.identity, &self.row, class) {
-                    if report.observation.alarm && !self.flagged.contains(&obs.identity) {
-                        if self.flagged.len() >= self.max_flagged {
-                            self.flagged.clear();
-                        }
-                        self.flagged.insert(obs.identity.clone());
-                        metrics.prada_flagged.get_or_create(&m).inc();
-                        alerts.raise(alert(
-                            "model_extraction",
-                            Severity::High,
-                            Some(&obs.identity),
-                            format!(
-                                "PRADA: the identity's query distances are not normal (W = {:.3} after {} \
-                                 queries{}): a model-extraction pattern",
-                                report.observation.w.unwrap_or(f64::NAN),
-                                report.queries,
-                                report
-                                    .coverage
-                                    .map_or(String::new(), |c| format!(", coverage {c:.2}")),
-                            ),
-                        ));
-                    }
+            let class = u32::try_from(class).unwrap_or(u32::MAX);
+            let report = match &mut self.prada {
+                Some(tracker) => tracker.observe(&obs.identity, &self.row, class).ok(),
+                None => continue,
+            };
+            if let Some(report) = report {
+                if let (Some(dmin), true) = (report.observation.dmin, self.share.is_some()) {
+                    let key = self.key_of(&obs.identity);
+                    // Full: the distance is not shared (local detection is unaffected).
+                    let _ = self.share.as_ref().map(|share| {
+                        share.try_send(SharedDistance {
+                            model: self.name.clone(),
+                            key,
+                            dmin,
+                        })
+                    });
                 }
-                metrics
-                    .prada_identities
-                    .get_or_create(&m)
-                    .set(i64::try_from(tracker.len()).unwrap_or(i64::MAX));
-                metrics
-                    .prada_evicted
-                    .get_or_create(&m)
-                    .set(i64::try_from(tracker.evicted()).unwrap_or(i64::MAX));
+                self.prada_report(
+                    &obs.identity,
+                    &report,
+                    Some(&obs.request_id),
+                    alerts,
+                    metrics,
+                );
             }
+        }
+    }
+
+    /// The identity's key in Redis, remembered so a remote distance finds the identity again.
+    fn key_of(&mut self, identity: &Arc<str>) -> String {
+        let key = crate::shared_state::identity_key(identity);
+        if !self.keys.contains_key(&key) {
+            if self.keys.len() >= self.max_flagged {
+                self.keys.clear();
+            }
+            self.keys.insert(key.clone(), identity.clone());
+        }
+        key
+    }
+
+    /// A distance another replica measured for the identity with this key: it joins that identity's PRADA
+    /// distances when this replica follows the identity (see `shared_state.rs`).
+    fn remote(&mut self, key: &str, dmin: f64, alerts: &AlertSink, metrics: &MonitorMetrics) {
+        let Some(identity) = self.keys.get(key).cloned() else {
+            return;
+        };
+        let Some(tracker) = &mut self.prada else {
+            return;
+        };
+        if let Ok(Some(report)) = tracker.push_distance(&identity, dmin) {
+            self.prada_report(&identity, &report, None, alerts, metrics);
+        }
+    }
+
+    /// Raises `model_extraction` the first time an identity alarms, and updates the PRADA gauges.
+    fn prada_report(
+        &mut self,
+        identity: &Arc<str>,
+        report: &IdentityReport,
+        request_id: Option<&str>,
+        alerts: &AlertSink,
+        metrics: &MonitorMetrics,
+    ) {
+        let m = metrics::model(&self.name);
+        if report.observation.alarm && !self.flagged.contains(identity) {
+            if self.flagged.len() >= self.max_flagged {
+                self.flagged.clear();
+            }
+            self.flagged.insert(identity.clone());
+            metrics.prada_flagged.get_or_create(&m).inc();
+            alerts.raise(Alert {
+                time: OffsetDateTime::now_utc(),
+                kind: "model_extraction",
+                severity: Severity::High,
+                model: Some(self.name.to_string()),
+                identity: Some(identity.to_string()),
+                request_id: request_id.map(str::to_owned),
+                detail: format!(
+                    "PRADA: the identity's query distances are not normal (W = {:.3} after {} \
+                     queries{}): a model-extraction pattern",
+                    report.observation.w.unwrap_or(f64::NAN),
+                    report.queries,
+                    report
+                        .coverage
+                        .map_or(String::new(), |c| format!(", coverage {c:.2}")),
+                ),
+            });
+        }
+        if let Some(tracker) = &self.prada {
+            metrics
+                .prada_identities
+                .get_or_create(&m)
+                .set(i64::try_from(tracker.len()).unwrap_or(i64::MAX));
+            metrics
+                .prada_evicted
+                .get_or_create(&m)
+                .set(i64::try_from(tracker.evicted()).unwrap_or(i64::MAX));
         }
     }
 }

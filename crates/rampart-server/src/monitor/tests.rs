@@ -28,19 +28,24 @@ fn a_full_channel_drops_and_counts_without_waiting() {
         tx,
         dropped: Default::default(),
     };
-    let sent = (0..10).filter(|i| tx.send(obs(*i))).count();
+    let sent = (0..10)
+        .filter(|i| tx.send(Event::Observed(obs(*i))))
+        .count();
     assert_eq!(sent, 4);
     assert_eq!(tx.dropped.get(), 6);
     // What was queued is the first four, in order.
     let got: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
-        .map(|o| o.request_id)
+        .filter_map(|e| match e {
+            Event::Observed(o) => Some(o.request_id),
+            Event::Remote { .. } => None,
+        })
         .collect();
     assert_eq!(got, ["0", "1", "2", "3"]);
     // Room again: accepted again.
-    assert!(tx.send(obs(10)));
+    assert!(tx.send(Event::Observed(obs(10))));
     drop(rx);
     // A stopped monitor is a full channel too: dropped and counted, never an error for the request.
-    assert!(!tx.send(obs(11)));
+    assert!(!tx.send(Event::Observed(obs(11))));
     assert_eq!(tx.dropped.get(), 7);
 }
 

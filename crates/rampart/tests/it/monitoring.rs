@@ -14,7 +14,7 @@ use crate::error_body;
 /// The demo model, answering every decoded row (no range check, anomaly guard observing, no review gate, no
 /// rate limit), so the monitors see exactly the traffic the test sends. Shifted rows would otherwise be
 /// refused before they reach the model — which is the gateway's job, not the monitor's.
-fn model(monitor: &str) -> String {
+pub(crate) fn model(monitor: &str) -> String {
     format!(
         r#"
 [[models]]
@@ -32,7 +32,7 @@ monitor = {{ {monitor} }}
 }
 
 /// A deterministic generator (xorshift64*), so a failure replays exactly.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
@@ -41,7 +41,7 @@ impl Rng {
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
-    fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     fn below(&mut self, n: usize) -> usize {
@@ -55,7 +55,7 @@ impl Rng {
 }
 
 /// The baseline's reference sample (the demo's training rows) and per-feature standard deviations.
-fn reference() -> (Vec<Vec<f64>>, Vec<f64>) {
+pub(crate) fn reference() -> (Vec<Vec<f64>>, Vec<f64>) {
     let b: Value = serde_json::from_slice(DEMO_BASELINE).unwrap();
     let rows: Vec<Vec<f64>> = serde_json::from_value(b["reference_sample"].clone()).unwrap();
     let std = b["features"]

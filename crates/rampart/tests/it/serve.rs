@@ -271,6 +271,105 @@ fn sigterm_reports_not_ready_then_drains_in_flight_requests() {
     assert!(log.contains("stopped"), "{log}");
 }
 
+/// The config of the SIGHUP test: `demo` (served to the steady stream, a quota it never reaches) and `small`
+/// (the same model, whose quota the reload shrinks), `[roles]` as given, and `server_extra` in `[server]`.
+fn reload_config(site: &Site, roles: &str, small_limit: &str, server_extra: &str) {
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+         insecure_plaintext = true\nrequire_signatures = false\n{server_extra}\n\n\
+         [auth]\napi_keys_file = \"keys.toml\"\nkeys_reload_ms = 3600000\n\n[roles]\n{roles}\n\n\
+         [[models]]\nname = \"demo\"\npath = \"demo.onnx\"\nbaseline = \"demo.baseline.json\"\n\
+         rate_limit = {{ per_minute = 1000000, burst = 100000 }}\n\n\
+         [[models]]\nname = \"small\"\npath = \"demo.onnx\"\nbaseline = \"demo.baseline.json\"\n\
+         rate_limit = {small_limit}\n"
+    );
+    // Written whole and renamed, as a config manager does: the signal never meets half a file.
+    std::fs::write(site.path("rampart.toml.new"), config).unwrap();
+    std::fs::rename(site.path("rampart.toml.new"), site.path("rampart.toml")).unwrap();
+}
+
+fn predict_model(client: &reqwest::blocking::Client, base: &str, model: &str, key: &str) -> u16 {
+    client
+        .post(format!("{base}/v1/models/{model}/predict"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "features": CONFIDENT }))
+        .send()
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// See: Issue 10. SIGHUP applies a changed role and a changed quota live, while a steady stream of requests
+/// sees no failure; a change that cannot apply live (`[server]`) is logged as needing a restart and ignored.
+#[test]
+fn sighup_applies_roles_and_quotas_live_and_names_what_needs_a_restart() {
+    let site = Site::new(3_600_000);
+    let mut keys = KeysFile::load(&site.path("keys.toml"), false).unwrap();
+    let reader = keys.add("reader", vec!["reader".into()], None).unwrap();
+    keys.save(&site.path("keys.toml")).unwrap();
+    let big = "{ per_minute = 1000000, burst = 100000 }";
+    reload_config(&site, "predictor = [\"predict:*\"]\nreader = []", big, "");
+    let mut server = Server::start(&site, &["--drain-delay-ms", "0"]);
+    let client = reqwest::blocking::Client::new();
+    assert_eq!(
+        predict_model(&client, &server.base, "demo", &reader),
+        403,
+        "a role without permissions"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        let (client, base, key) = (client.clone(), server.base.clone(), site.key.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if predict(&client, &base, &key) != 200 {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+
+    reload_config(
+        &site,
+        "predictor = [\"predict:*\"]\nreader = [\"predict:demo\"]",
+        "{ per_minute = 1, burst = 2 }",
+        "max_body_bytes = 4096",
+    );
+    server.signal("HUP");
+    eventually("the reader role to be granted after SIGHUP", || {
+        predict_model(&client, &server.base, "demo", &reader) == 200
+    });
+    // Still only `demo`: the new role grants that model alone.
+    assert_eq!(predict_model(&client, &server.base, "small", &reader), 403);
+    // The shrunk quota: a burst of 2 from a fresh limiter, then 429.
+    eventually("the smaller quota to refuse", || {
+        predict_model(&client, &server.base, "small", &site.key) == 429
+    });
+    eventually("the reload to be logged", || {
+        let log = server.log();
+        log.contains("roles")
+            && log.contains("models[small].rate_limit")
+            && log.contains("now in force")
+    });
+    eventually("the server change to be named as needing a restart", || {
+        let log = server.log();
+        log.contains("need a restart") && log.contains("server")
+    });
+
+    stop.store(true, Ordering::Relaxed);
+    load.join().unwrap();
+    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(sent > 10, "the load ran ({sent} requests)");
+    assert_eq!(
+        failed, 0,
+        "{failed} of {sent} requests failed across the reload"
+    );
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(20));
+}
+
 /// SIGHUP: a key added to the keys file works after the signal (the poll interval is an hour, so only the
 /// signal can have loaded it), while a steady stream of requests sees no failure; a config file that no longer
 /// validates is reported and the server keeps serving the one it started with.
