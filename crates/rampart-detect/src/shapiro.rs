@@ -49,8 +49,36 @@ pub fn shapiro_wilk(x: &[f64]) -> Result<ShapiroWilk, StatError> {
     for v in &mut y {
         *v -= shift;
     }
-    let a = coefficients(n);
-    swilk(&y, &a)
+    with_coefficients(n, |a| swilk(&y, a))
+}
+
+/// How many sample sizes' weights a thread keeps. PRADA tests the same identity's distance list again and
+/// again, whose length moves little once it is full; the weights cost a normal quantile each (half the test).
+const CACHED_SIZES: usize = 8;
+
+thread_local! {
+    static COEFFICIENTS: std::cell::RefCell<Vec<(usize, std::rc::Rc<[f64]>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the weights for `n`, computed once per thread for the last [`CACHED_SIZES`] sizes.
+fn with_coefficients<T>(n: usize, f: impl FnOnce(&[f64]) -> T) -> T {
+    let a = COEFFICIENTS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(i) = cache.iter().position(|(m, _)| *m == n) {
+            let hit = cache.remove(i);
+            let a = std::rc::Rc::clone(&hit.1);
+            cache.push(hit);
+            return a;
+        }
+        let a: std::rc::Rc<[f64]> = coefficients(n).into();
+        if cache.len() >= CACHED_SIZES {
+            cache.remove(0);
+        }
+        cache.push((n, std::rc::Rc::clone(&a)));
+        a
+    });
+    f(&a)
 }
 
 /// Evaluates `c[0] + c[1] x + … ` with AS R94's coefficient order, as its `POLY` does.

@@ -463,6 +463,10 @@ pub struct ModelConfig {
     /// `monitor = { window = 500, alpha = 0.01, … }`: drift, PRADA, latency and accuracy monitors.
     #[serde(default)]
     pub monitor: crate::monitor::config::ModelMonitorConfig,
+    /// Dynamic batching: `{ max_batch = 32, max_delay_us = 200 }`. Default: off, each request calls the model
+    /// on its own (see `crate::batch` for when batching pays).
+    #[serde(default)]
+    pub batch: Option<crate::batch::BatchConfig>,
 }
 
 /// The training data a model must be served with (see `ModelConfig::training_data`).
@@ -654,6 +658,11 @@ impl RawConfig {
             }
             if m.labels.iter().any(String::is_empty) {
                 err(at("labels"), "labels must not be empty strings");
+            }
+            if let Some(b) = &m.batch {
+                for (field, problem) in b.problems() {
+                    err(at(&format!("batch.{field}")), problem);
+                }
             }
         }
         if let Some(hook) = &self.alerts.webhook {

@@ -187,7 +187,13 @@ impl Gateway {
                 name: m.name.clone(),
                 version: loaded.version,
                 info: loaded.info,
-                runner: Runner::inline(loaded.pipeline.backend()),
+                runner: Runner::new(loaded.pipeline.backend(), m.batch).map_err(|e| {
+                    StartError::Model {
+                        index,
+                        name: m.name.clone(),
+                        message: format!("cannot start the batching thread: {e}"),
+                    }
+                })?,
                 pipeline: loaded.pipeline,
                 metrics: metrics.for_model(&m.name),
             };

@@ -19,6 +19,7 @@ mod admin;
 pub mod alerts;
 mod audit_log;
 pub mod auth;
+pub mod batch;
 pub mod config;
 mod drain;
 mod gateway;

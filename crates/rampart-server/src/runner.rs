@@ -13,17 +13,35 @@ use rampart_core::{Features, Rejection};
 use rampart_model::{Backend, Output};
 use rampart_pipeline::model_unavailable;
 
+use crate::batch::{BatchConfig, Batcher};
+
 /// Where one served model's predictions are computed.
 pub(crate) enum Runner {
     /// On the request's own task: a scikit-learn model on tract answers a row in microseconds, less than a
     /// hand-off to another thread would cost.
     Inline(Arc<dyn Backend>),
+    /// Through the model's dynamic batcher (`[[models]] batch`; see [`crate::batch`]).
+    Batched(Batcher),
 }
 
 impl Runner {
     /// The runner for a model whose backend answers in place.
     pub(crate) fn inline(backend: &Arc<dyn Backend>) -> Self {
         Runner::Inline(Arc::clone(backend))
+    }
+
+    /// The runner a model entry asks for: batched when it has a `batch` table, inline otherwise.
+    ///
+    /// # Errors
+    /// When the batching thread cannot be started.
+    pub(crate) fn new(
+        backend: &Arc<dyn Backend>,
+        batch: Option<BatchConfig>,
+    ) -> std::io::Result<Self> {
+        Ok(match batch {
+            Some(c) => Runner::Batched(Batcher::spawn(Arc::clone(backend), c)?),
+            None => Runner::inline(backend),
+        })
     }
 
     /// Scores the validated rows.
@@ -37,6 +55,13 @@ impl Runner {
                 .map_err(|e| {
                     tracing::error!(model = %backend.info().name, "model failed: {e}");
                     model_unavailable()
+                }),
+            Runner::Batched(batcher) => batcher
+                .predict(features.as_slice(), features.rows())
+                .await
+                .map_err(|e| {
+                    tracing::error!(model = %batcher.name(), "batched model call failed: {e}");
+                    e.rejection()
                 }),
         }
     }

@@ -220,7 +220,9 @@ impl ModelSlot {
                 name: old_for_work.name.clone(),
                 version: target.as_str().to_owned(),
                 info,
-                runner: crate::runner::Runner::inline(pipeline.backend()),
+                runner: crate::runner::Runner::new(pipeline.backend(), config.batch).map_err(
+                    |e| SwapError::Failed(format!("cannot start the batching thread: {e}")),
+                )?,
                 pipeline,
                 metrics: old_for_work.metrics.clone(),
             };

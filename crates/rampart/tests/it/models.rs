@@ -114,3 +114,53 @@ async fn a_broken_model_file_is_a_clear_start_error() {
     assert!(err.contains("broken.onnx"), "{err}");
     assert!(err.contains("models[0]"), "{err}");
 }
+
+/// Dynamic batching changes how the model is called, never what a caller gets: 32 concurrent callers of a
+/// batched model receive, row for row, what an unbatched gateway answers each alone.
+#[tokio::test]
+async fn batched_answers_equal_unbatched_ones() {
+    let exp = expected("cancer_logreg");
+    let input = &exp["sample_input"];
+    let width = input["shape"][1].as_u64().unwrap() as usize;
+    let rows: Vec<Vec<f64>> = input["data"]
+        .as_array()
+        .unwrap()
+        .chunks(width)
+        .map(|r| r.iter().map(|v| v.as_f64().unwrap()).collect())
+        .collect();
+    let plain = TestGateway::start(&entry("cancer_logreg", "")).await;
+    let batched = TestGateway::start(&entry(
+        "cancer_logreg",
+        "batch = { max_batch = 16, max_delay_us = 2000 }\n",
+    ))
+    .await;
+    let requests: Vec<Value> = (0..32)
+        .map(|i| {
+            // One to three rows per request, so batches mix request sizes.
+            let n = 1 + i % 3;
+            let chosen: Vec<&Vec<f64>> = (0..n).map(|k| &rows[(i + k) % rows.len()]).collect();
+            json!({ "instances": chosen })
+        })
+        .collect();
+    let answers = futures_util::future::join_all(requests.iter().map(|req| async {
+        let resp = batched.post("/v1/models/m/predict", req).await;
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()
+    }))
+    .await;
+    for (req, got) in requests.iter().zip(answers) {
+        let resp = plain.post("/v1/models/m/predict", req).await;
+        assert_eq!(resp.status(), 200);
+        let want: Value = resp.json().await.unwrap();
+        assert_eq!(got["predictions"], want["predictions"]);
+    }
+}
+
+#[tokio::test]
+async fn bad_batch_settings_refuse_to_start() {
+    let err = TestGateway::try_start(&entry("cancer_logreg", "batch = { max_batch = 1 }\n"))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.contains("batch.max_batch"), "{err}");
+}

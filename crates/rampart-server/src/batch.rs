@@ -1,0 +1,375 @@
+//! Dynamic batching (`[[models]] batch = { max_batch, max_delay_us }`): requests for one model are gathered
+//! for at most `max_delay_us` or until `max_batch` rows, scored in one backend call, and the results split
+//! back to their requests, as Triton's dynamic batcher does.
+//!
+//! Why a thread and not a task: the gathering window is a few hundred microseconds, finer than the async
+//! runtime's millisecond timer, and the backend call is CPU work that must not sit on an async worker while
+//! other requests wait to be parsed. Requests reach the thread through a bounded queue; a full queue is a
+//! 503 `overloaded` at once rather than a wait.
+//!
+//! When it helps: a model whose per-call cost is large against its per-row cost (a neural network on a wide
+//! input, where one matrix product over 32 rows costs little more than over one). For the scikit-learn
+//! models of the benchmark, whose call takes a few microseconds, the hand-off between threads costs more
+//! than batching saves — hence off by default (the README gives the measurements).
+
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use rampart_core::{GuardId, Reason, Rejection};
+use rampart_model::{Backend, Output, RunError};
+
+/// `[[models]] batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Rows per backend call at most (a request is never split: one larger than this runs alone).
+    pub max_batch: usize,
+    /// How long the first request of a batch waits for others, in microseconds. 0: take only what is
+    /// already queued (no added latency; batches form only when requests queue up on their own).
+    #[serde(default)]
+    pub max_delay_us: u64,
+    /// Requests waiting for the batcher before new ones are refused with 503 `overloaded`. Default 1024.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+fn default_queue() -> usize {
+    1024
+}
+
+impl BatchConfig {
+    /// Config errors, as `(field, problem)`.
+    pub(crate) fn problems(&self) -> Vec<(&'static str, &'static str)> {
+        let mut p = Vec::new();
+        if self.max_batch < 2 {
+            p.push((
+                "max_batch",
+                "must be at least 2 (1 is no batching: leave `batch` out)",
+            ));
+        }
+        if self.max_batch > 4096 {
+            p.push(("max_batch", "must be at most 4096"));
+        }
+        if self.max_delay_us > 100_000 {
+            p.push(("max_delay_us", "must be at most 100000 (0.1 s)"));
+        }
+        if self.queue == 0 {
+            p.push(("queue", "must be at least 1"));
+        }
+        p
+    }
+}
+
+/// One request waiting for the batcher.
+struct Job {
+    rows: Vec<f32>,
+    n_rows: usize,
+    reply: oneshot::Sender<Result<Output, RunError>>,
+}
+
+/// The request path's handle on a model's batching thread. The thread ends when the last handle is dropped
+/// (a hot swap drops the old version's).
+pub(crate) struct Batcher {
+    tx: SyncSender<Job>,
+    name: Arc<str>,
+}
+
+/// Why a batched call did not produce an output.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BatchError {
+    /// The queue is full.
+    #[error("the batching queue is full")]
+    Full,
+    /// The batching thread has stopped.
+    #[error("the batching thread has stopped")]
+    Stopped,
+    /// The backend failed on the batch.
+    #[error("{0}")]
+    Run(RunError),
+}
+
+impl BatchError {
+    /// The refusal the request ends in.
+    pub(crate) fn rejection(&self) -> Rejection {
+        match self {
+            BatchError::Full => Rejection::new(Reason::Overloaded, GuardId::MODEL),
+            BatchError::Stopped | BatchError::Run(_) => rampart_pipeline::model_unavailable(),
+        }
+    }
+}
+
+impl Batcher {
+    /// Starts the batching thread for `backend`.
+    pub(crate) fn spawn(backend: Arc<dyn Backend>, config: BatchConfig) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(config.queue);
+        let name: Arc<str> = Arc::from(backend.info().name.as_str());
+        std::thread::Builder::new()
+            .name("rampart-batch".into())
+            .spawn(move || run(&*backend, &rx, config))?;
+        Ok(Self { tx, name })
+    }
+
+    /// Scores `rows` as part of the next batch.
+    pub(crate) async fn predict(&self, rows: &[f32], n_rows: usize) -> Result<Output, BatchError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            rows: rows.to_vec(),
+            n_rows,
+            reply,
+        };
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(BatchError::Full),
+            Err(TrySendError::Disconnected(_)) => return Err(BatchError::Stopped),
+        }
+        match answer.await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(e)) => Err(BatchError::Run(e)),
+            Err(_) => Err(BatchError::Stopped),
+        }
+    }
+
+    /// The model's name, for logs.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The batching loop: wait for a first job, gather until the batch is full or the delay is spent, score,
+/// answer, repeat.
+fn run(backend: &dyn Backend, rx: &mpsc::Receiver<Job>, config: BatchConfig) {
+    let width = backend.info().width;
+    let delay = Duration::from_micros(config.max_delay_us);
+    let mut jobs: Vec<Job> = Vec::with_capacity(config.max_batch);
+    let mut rows: Vec<f32> = Vec::with_capacity(config.max_batch * width);
+    while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + delay;
+        let mut n = first.n_rows;
+        jobs.push(first);
+        while n < config.max_batch {
+            let next = if delay.is_zero() {
+                rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+            } else {
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => rx.recv_timeout(left),
+                    None => rx.try_recv().map_err(|_| RecvTimeoutError::Timeout),
+                }
+            };
+            match next {
+                // A job that would overflow the batch still joins it: splitting a request's rows over two
+                // calls would buy nothing, and leaving it for later would need a second queue.
+                Ok(job) => {
+                    n += job.n_rows;
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        score(backend, &mut jobs, &mut rows, n);
+    }
+}
+
+/// Runs one batch and answers each job with its own rows of the output.
+fn score(backend: &dyn Backend, jobs: &mut Vec<Job>, rows: &mut Vec<f32>, n: usize) {
+    if jobs.len() == 1 {
+        if let Some(job) = jobs.pop() {
+            let out = backend.predict(&job.rows, job.n_rows);
+            // The requester may have gone (client disconnected): nothing to answer.
+            let _ = job.reply.send(out);
+        }
+        return;
+    }
+    rows.clear();
+    for job in jobs.iter() {
+        rows.extend_from_slice(&job.rows);
+    }
+    match backend.predict(rows, n) {
+        Ok(output) => {
+            let columns = output.kind.columns();
+            let mut at = 0;
+            for job in jobs.drain(..) {
+                let values = output
+                    .values
+                    .get(at * columns..(at + job.n_rows) * columns)
+                    .map(<[f32]>::to_vec);
+                let labels = output
+                    .labels
+                    .as_ref()
+                    .map(|l| l.get(at..at + job.n_rows).map(<[i64]>::to_vec));
+                let part = match (values, labels) {
+                    (Some(values), None) => Ok(Output {
+                        n_rows: job.n_rows,
+                        kind: output.kind,
+                        values,
+                        labels: None,
+                    }),
+                    (Some(values), Some(Some(labels))) => Ok(Output {
+                        n_rows: job.n_rows,
+                        kind: output.kind,
+                        values,
+                        labels: Some(labels),
+                    }),
+                    _ => Err(RunError::Model {
+                        model: backend.info().name.clone(),
+                        reason: format!("the batched output has fewer rows than the {n} rows sent"),
+                    }),
+                };
+                let _ = job.reply.send(part);
+                at += job.n_rows;
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Err(RunError::Model {
+                    model: backend.info().name.clone(),
+                    reason: format!("batched call failed: {msg}"),
+                }));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use rampart_model::{ModelInfo, ModelKind};
+
+    use super::*;
+
+    /// Two features; class 1's probability is the first feature. Records the rows of each call.
+    struct Recording {
+        info: ModelInfo,
+        calls: Mutex<Vec<usize>>,
+        /// Held by a test to keep the batcher inside a call.
+        gate: Mutex<()>,
+    }
+
+    impl Recording {
+        fn new() -> Self {
+            Self {
+                info: ModelInfo {
+                    name: "recording".into(),
+                    input_name: "x".into(),
+                    width: 2,
+                    kind: ModelKind::Classifier { classes: 2 },
+                    outputs: vec!["probabilities".into()],
+                    values_output: "probabilities".into(),
+                    labels_output: None,
+                    opset: 0,
+                    ops: Vec::new(),
+                },
+                calls: Mutex::new(Vec::new()),
+                gate: Mutex::new(()),
+            }
+        }
+    }
+
+    impl Backend for Recording {
+        fn info(&self) -> &ModelInfo {
+            &self.info
+        }
+        fn predict(&self, rows: &[f32], n_rows: usize) -> Result<Output, RunError> {
+            let _wait = self.gate.lock();
+            if let Ok(mut c) = self.calls.lock() {
+                c.push(n_rows);
+            }
+            let values = rows
+                .chunks_exact(2)
+                .flat_map(|r| [1.0 - r[0], r[0]])
+                .collect();
+            Ok(Output {
+                n_rows,
+                kind: self.info.kind,
+                values,
+                labels: None,
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_a_call_and_get_their_own_rows() {
+        let backend = Arc::new(Recording::new());
+        let config = BatchConfig {
+            max_batch: 64,
+            max_delay_us: 50_000,
+            queue: 64,
+        };
+        let batcher = Batcher::spawn(backend.clone(), config).unwrap_or_else(|e| panic!("{e}"));
+        // Request i sends i + 1 rows whose first feature encodes (request, row).
+        let inputs: Vec<Vec<f32>> = (0..8)
+            .map(|i| {
+                (0..=i)
+                    .flat_map(|r| [(i * 10 + r) as f32 / 100.0, 0.0])
+                    .collect()
+            })
+            .collect();
+        let answers = futures_util::future::join_all(
+            inputs
+                .iter()
+                .map(|rows| batcher.predict(rows, rows.len() / 2)),
+        )
+        .await;
+        for (rows, answer) in inputs.iter().zip(answers) {
+            let out = answer.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(out.n_rows, rows.len() / 2);
+            let expected: Vec<f32> = rows
+                .chunks_exact(2)
+                .flat_map(|r| [1.0 - r[0], r[0]])
+                .collect();
+            assert_eq!(out.values, expected);
+        }
+        let calls = backend.calls.lock().map(|c| c.clone()).unwrap_or_default();
+        assert_eq!(
+            calls.iter().sum::<usize>(),
+            36,
+            "every row scored once: {calls:?}"
+        );
+        assert!(calls.len() < 8, "requests were batched: {calls:?}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_not_waited_for() {
+        let backend = Arc::new(Recording::new());
+        let config = BatchConfig {
+            max_batch: 2,
+            max_delay_us: 0,
+            queue: 1,
+        };
+        let batcher = Batcher::spawn(backend.clone(), config).unwrap_or_else(|e| panic!("{e}"));
+        let row = [0.5f32, 0.0];
+        let all = futures_util::future::join_all((0..6).map(|_| batcher.predict(&row, 1)));
+        tokio::pin!(all);
+        {
+            // The batcher is held inside its first call while all six are sent: it holds at most one batch
+            // of two, the queue one more, so three or more must be refused at once.
+            let _held = backend.gate.lock();
+            let sent = tokio::time::timeout(Duration::from_millis(20), &mut all).await;
+            assert!(sent.is_err(), "nothing can finish while the model is held");
+        }
+        let answers = all.await;
+        let full = answers
+            .iter()
+            .filter(|a| matches!(a, Err(BatchError::Full)))
+            .count();
+        assert!(full >= 3, "{full} of six refused");
+        assert!(answers.iter().any(Result::is_ok));
+        assert_eq!(BatchError::Full.rejection().reason, Reason::Overloaded);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let c = BatchConfig {
+            max_batch: 1,
+            max_delay_us: 200_000,
+            queue: 0,
+        };
+        let fields: Vec<&str> = c.problems().iter().map(|(f, _)| *f).collect();
+        assert_eq!(fields, ["max_batch", "max_delay_us", "queue"]);
+    }
+}
