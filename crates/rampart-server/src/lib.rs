@@ -38,6 +38,7 @@ pub mod secret;
 pub mod shared_state;
 mod swap;
 pub mod tls;
+pub mod upstream;
 pub mod webhook;
 mod wipe;
 
