@@ -3,7 +3,7 @@
 //!
 //! The request path is unchanged — identity, RBAC, rate limit, validation, anomaly detection, then the model
 //! call, the confidence gate, sanitization, audit and monitoring — only the model call goes over the network:
-//! [`crate::runner::Runner::Upstream`] awaits [`Upstream::infer`], so no async worker ever blocks on it.
+//! the gateway's `Runner::Upstream` awaits `Upstream::infer`, so no async worker ever blocks on it.
 //!
 //! Why it is shaped this way:
 //! - **The upstream's answer never reaches the client.** It is parsed into [`rampart_model::Output`] (one
@@ -15,7 +15,7 @@
 //!   calls at once, or the upstream's own 429: 503 `overloaded`; anything else: 502 `upstream_error`.
 //! - **Only idempotent failures are retried**: a connect error, where nothing was sent. A request that may have
 //!   reached the model is never sent twice.
-//! - **A circuit breaker** ([`breaker`]) stops calling a dead upstream: `failures` consecutive failures open it
+//! - **A circuit breaker** (`breaker.rs`) stops calling a dead upstream: `failures` consecutive failures open it
 //!   (alert `upstream_down`), a probe after `cool_down_ms` closes it on success (alert `upstream_recovered`).
 //!   Failures a client's input could provoke — the upstream's 4xx refusals other than 401/403/404 — are not
 //!   counted: a caller must not be able to open the breaker for everyone.
@@ -556,8 +556,12 @@ struct Ticket<'a> {
 impl Ticket<'_> {
     fn success(&mut self) {
         self.settled = true;
-        let t = self.upstream.breaker.success();
-        self.upstream.transition(t);
+        // The healthy case changes nothing: no gauge update, no lock.
+        if let Some(t) = self.upstream.breaker.success() {
+            self.upstream.transition(Some(t));
+        } else if self.probe {
+            self.upstream.transition(None);
+        }
     }
 
     fn failure(&mut self) {

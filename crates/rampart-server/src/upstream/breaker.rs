@@ -6,8 +6,10 @@
 //! - **half-open**: after the cool-down, exactly one call goes through as a probe; the others are refused
 //!   meanwhile. The probe's success closes the breaker, its failure opens it for another cool-down.
 //!
-//! Time is passed in by the caller (no clock here), so tests drive it by hand.
+//! Time is passed in by the caller (no clock here), so tests drive it by hand. The healthy case — closed, no
+//! failure counted — is one atomic load per call; the lock is taken only while something is wrong.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -61,6 +63,9 @@ pub(crate) enum Transition {
 /// One upstream's breaker. The lock is held for a few instructions, never across an await.
 #[derive(Debug)]
 pub(crate) struct Breaker {
+    /// Closed with no failure counted: calls need not take the lock. Cleared (under the lock) by every
+    /// failure, set again (under the lock) by the success that closes or resets the breaker.
+    healthy: AtomicBool,
     inner: Mutex<Inner>,
     threshold: u32,
     cool_down: Duration,
@@ -69,6 +74,7 @@ pub(crate) struct Breaker {
 impl Breaker {
     pub(crate) fn new(threshold: u32, cool_down: Duration) -> Self {
         Self {
+            healthy: AtomicBool::new(true),
             inner: Mutex::new(Inner::Closed { failures: 0 }),
             threshold: threshold.max(1),
             cool_down,
@@ -76,6 +82,9 @@ impl Breaker {
     }
 
     pub(crate) fn state(&self) -> State {
+        if self.healthy.load(Ordering::Acquire) {
+            return State::Closed;
+        }
         match *self.inner.lock() {
             Inner::Closed { .. } => State::Closed,
             Inner::Open { .. } => State::Open,
@@ -85,6 +94,9 @@ impl Breaker {
 
     /// Whether a call may go out now.
     pub(crate) fn admit(&self, now: Instant) -> Admit {
+        if self.healthy.load(Ordering::Acquire) {
+            return Admit::Call;
+        }
         let mut inner = self.inner.lock();
         match *inner {
             Inner::Closed { .. } => Admit::Call,
@@ -100,14 +112,20 @@ impl Breaker {
 
     /// A call (or the probe) succeeded.
     pub(crate) fn success(&self) -> Option<Transition> {
+        // A failure racing with this load may leave its count standing: one failure more, never one less.
+        if self.healthy.load(Ordering::Acquire) {
+            return None;
+        }
         let mut inner = self.inner.lock();
         match *inner {
             Inner::Closed { .. } => {
                 *inner = Inner::Closed { failures: 0 };
+                self.healthy.store(true, Ordering::Release);
                 None
             }
             Inner::HalfOpen { .. } => {
                 *inner = Inner::Closed { failures: 0 };
+                self.healthy.store(true, Ordering::Release);
                 Some(Transition::Closed)
             }
             // A call admitted before the breaker opened answered late: one answer does not prove the
@@ -119,6 +137,7 @@ impl Breaker {
     /// A call (or the probe) failed in a way that says the upstream is unwell.
     pub(crate) fn failure(&self, now: Instant) -> Option<Transition> {
         let mut inner = self.inner.lock();
+        self.healthy.store(false, Ordering::Release);
         match *inner {
             Inner::Closed { failures } => {
                 let failures = failures.saturating_add(1);
