@@ -237,3 +237,120 @@ fn only_upstream_faults_count_towards_the_breaker() {
     assert!(!CallError::Status(422).is_upstream_fault());
     assert!(!CallError::Overloaded(1).is_upstream_fault());
 }
+
+/// A keep-alive HTTP/1.1 stub: metadata for `GET`, `answer` for `POST` (`None`: never answers).
+async fn stub(answer: Option<&'static str>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const META: &str = r#"{"inputs":[{"name":"X","datatype":"FP32","shape":[-1,2]}],
+        "outputs":[{"name":"probabilities","datatype":"FP32","shape":[-1,2]}]}"#;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() < end + 4 + len {
+                        continue;
+                    }
+                    buf.drain(..end + 4 + len);
+                    let body = if head.starts_with("get ") {
+                        META
+                    } else if let Some(a) = answer {
+                        a
+                    } else {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+async fn connect(port: u16, extra: &str) -> super::Upstream {
+    let text = format!(
+        r#"url = "http://127.0.0.1:{port}"
+model = "m"
+{extra}"#
+    );
+    let cfg: super::UpstreamConfig = toml::from_str(&text).unwrap();
+    super::Upstream::connect(
+        "m",
+        &cfg,
+        &[],
+        |p| p.to_path_buf(),
+        crate::metrics::UpstreamMetrics::detached(),
+    )
+    .await
+    .unwrap()
+}
+
+// See: issue 11 (hardening wrappers call `Backend::predict` on a blocking thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_predict_works_on_a_blocking_thread() {
+    use rampart_model::Backend;
+    let port = stub(Some(
+        r#"{"outputs":[{"name":"probabilities","datatype":"FP32","shape":[1,2],"data":[0.25,0.75]}]}"#,
+    ))
+    .await;
+    let up = std::sync::Arc::new(connect(port, "").await);
+    assert_eq!(up.info().width, 2);
+    assert_eq!(up.info().kind, ModelKind::Classifier { classes: 2 });
+    let blocking = up.clone();
+    let out = tokio::task::spawn_blocking(move || blocking.predict(&[1.0, 2.0], 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.values, vec![0.25, 0.75]);
+    // The wrong count is the caller's error, caught before any request.
+    let short = up.clone();
+    let err = tokio::task::spawn_blocking(move || short.predict(&[1.0], 1))
+        .await
+        .unwrap();
+    assert!(matches!(
+        err,
+        Err(rampart_model::RunError::WrongLength { .. })
+    ));
+}
+
+// See: issue 11 (a per-upstream concurrency limit: excess is refused, not queued).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_past_max_in_flight_are_overloaded() {
+    let port = stub(None).await;
+    let up = std::sync::Arc::new(connect(port, "max_in_flight = 1\ntimeout_ms = 60000").await);
+    let hanging = up.clone();
+    let first = tokio::spawn(async move { hanging.infer(&[1.0, 2.0], 1).await });
+    while up.in_flight.available_permits() > 0 {
+        tokio::task::yield_now().await;
+    }
+    let second = up.infer(&[1.0, 2.0], 1).await;
+    assert!(
+        matches!(second, Err(CallError::Overloaded(1))),
+        "{second:?}"
+    );
+    assert_eq!(second.unwrap_err().rejection().reason, Reason::Overloaded);
+    first.abort();
+}
