@@ -133,25 +133,7 @@ output = {{ decimals = 4 }}
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("serve.log")).unwrap();
-        let child = Command::new(BIN)
-            .current_dir(self.dir.path())
-            .args(["serve", "--config", "rampart.toml"])
-            .args(serve_root_args())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        // The listener binds once the model is loaded: a connection means it serves.
-        for _ in 0..400 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        let log = std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default();
-        panic!("the upstream did not start:\n{log}");
+        self.child = Some(serve(self.dir.path(), self.port));
     }
 
     fn kill(&mut self) {
@@ -169,6 +151,32 @@ output = {{ decimals = 4 }}
     fn localhost_url(&self) -> String {
         format!("https://localhost:{}", self.port)
     }
+}
+
+/// `rampart serve --config rampart.toml` in `dir`, once it listens on `port`.
+fn serve(dir: &Path, port: u16) -> Child {
+    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(["serve", "--config", "rampart.toml"])
+        .args(serve_root_args())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // The listener binds once the models are loaded: a connection means it serves.
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let _ = child.kill();
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+    panic!("rampart serve did not start:\n{log}");
 }
 
 impl Drop for UpstreamServer {
@@ -566,5 +574,56 @@ async fn start_up_checks_the_upstream_against_the_entry() {
         free_port()
     );
     let err = start_proxy(&dead, &[]).await.err().expect("refused");
+    assert!(err.contains("cannot read the model metadata"), "{err}");
+}
+
+// See: issue 11. The binary in proxy mode: `check-config` reads the upstream's metadata, and `serve` reads the
+// upstream's credential from outside the config's directory under its own sandbox.
+#[tokio::test]
+async fn proxy_binary_checks_and_serves() {
+    let up = UpstreamServer::start(None);
+    let secrets = tempfile::tempdir().unwrap();
+    let key_file = secrets.path().join("upstream.key");
+    rampart_testkit::write_private(&key_file, up.key.as_bytes()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = |url: &str| {
+        format!(
+            r#"[server]
+require_signatures = false
+insecure_plaintext = true
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:0"
+data_dir = "data"
+
+[auth]
+anonymous = true
+{entry}"#,
+            entry = proxy_entry(&format!(
+                r#"{{ url = "{url}", model = "upstream-cancer", api_key_file = "{}" }}"#,
+                key_file.display()
+            ))
+        )
+    };
+    std::fs::write(dir.path().join("rampart.toml"), config(&up.url())).unwrap();
+    let (code, _, err) = run_in(dir.path(), &["check-config", "rampart.toml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("✓ build"), "{err}");
+
+    let mut proxy = serve(dir.path(), port);
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/models/cancer/predict"))
+        .json(&json!({ "features": rows(1)[0] }))
+        .send()
+        .await
+        .unwrap();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert_eq!(resp.status(), 200);
+
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(dir.path().join("rampart.toml"), config(&dead)).unwrap();
+    let (code, _, err) = run_in(dir.path(), &["check-config", "rampart.toml"]);
+    assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot read the model metadata"), "{err}");
 }
