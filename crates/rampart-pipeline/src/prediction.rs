@@ -57,6 +57,10 @@ pub enum RowAnswer {
         confidence: Option<f64>,
         /// The k most probable classes with rounded probabilities (k > 1 only).
         top: Vec<(Arc<str>, f64)>,
+        /// Every class's rounded probability, in class order — only when k covers every class (a caller
+        /// granted `output:full`), so it reveals nothing `top` does not. Empty otherwise. OIP v2 answers carry
+        /// it as the `probabilities` output, which is what a Rampart in proxy mode in front of this one reads.
+        probabilities: Vec<f64>,
     },
     /// A regressor's rounded outputs.
     Value(Vec<f64>),
@@ -81,11 +85,15 @@ impl Answer {
     pub fn to_labels_only(&mut self) {
         for row in &mut self.rows {
             if let RowAnswer::Label {
-                confidence, top, ..
+                confidence,
+                top,
+                probabilities,
+                ..
             } = row
             {
                 *confidence = None;
                 top.clear();
+                probabilities.clear();
             }
         }
     }

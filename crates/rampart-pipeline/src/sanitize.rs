@@ -96,6 +96,7 @@ impl Sanitizer {
                             label: self.label(*best),
                             confidence: None,
                             top: Vec::new(),
+                            probabilities: Vec::new(),
                         };
                     }
                     let top = if self.top_k > 1 {
@@ -108,10 +109,16 @@ impl Sanitizer {
                     } else {
                         Vec::new()
                     };
+                    let all = if self.top_k >= probabilities.len() {
+                        probabilities.iter().map(|&p| self.round(p)).collect()
+                    } else {
+                        Vec::new()
+                    };
                     RowAnswer::Label {
                         label: self.label(*best),
                         confidence: Some(self.round(*confidence)),
                         top,
+                        probabilities: all,
                     }
                 }
                 RowPrediction::Value { values } => {

@@ -427,6 +427,11 @@ pub struct ModelConfig {
     /// activate|rollback` while serving) change the served version without a restart.
     #[serde(default)]
     pub registry: Option<PathBuf>,
+    /// Proxy mode: the model is served by an Open Inference Protocol v2 server and every layer runs here, in
+    /// front of it (see [`crate::upstream::UpstreamConfig`]). Give exactly one of `path`, `registry` or
+    /// `upstream`.
+    #[serde(default)]
+    pub upstream: Option<crate::upstream::UpstreamConfig>,
     /// The `aes256` key file (`rampart keygen --kind aes256`) when `path` is encrypted with
     /// `rampart encrypt` (e.g. `m.onnx.enc`). Default: none, the file is plain ONNX. The model is
     /// decrypted in memory only, every chunk authenticated before it loads; the plaintext buffer is
@@ -487,9 +492,12 @@ pub struct TrainingData {
 const DEFAULT_VERSION: &str = "1";
 
 impl ModelConfig {
-    /// The configured version (`path` entries), or the default "1".
+    /// The configured version (`path` and `upstream` entries), else an upstream's `version`, else "1".
     pub fn version(&self) -> &str {
-        self.version.as_deref().unwrap_or(DEFAULT_VERSION)
+        self.version
+            .as_deref()
+            .or_else(|| self.upstream.as_ref().and_then(|u| u.version.as_deref()))
+            .unwrap_or(DEFAULT_VERSION)
     }
 
     /// The pipeline sections.
@@ -660,6 +668,12 @@ impl RawConfig {
                 err(at("labels"), "labels must not be empty strings");
             }
             if let Some(b) = &m.batch {
+                if m.upstream.is_some() {
+                    err(
+                        at("batch"),
+                        "batching is for in-process models; an upstream batches on its own side",
+                    );
+                }
                 for (field, problem) in b.problems() {
                     err(at(&format!("batch.{field}")), problem);
                 }
@@ -673,14 +687,53 @@ impl RawConfig {
         errors
     }
 
-    /// `path` or `registry`, and whether signatures allow a `path`.
+    /// `path`, `registry` or `upstream`, and whether signatures allow a `path`.
+    ///
+    /// `require_signatures` does not refuse an `upstream` entry: Rampart never holds an upstream's model bytes,
+    /// so it has nothing to verify a signature over — the upstream serves (and should verify) its own models.
+    /// What Rampart can check is *who answers*: with `require_signatures` on, an upstream must be `https://`,
+    /// so the server certificate authenticates the model server, and a plain-HTTP upstream is refused (anyone
+    /// on the path could answer for the model).
     fn validate_source(&self, i: usize, m: &ModelConfig, err: &mut impl FnMut(String, &str)) {
         let at = |field: &str| format!("models[{i}].{field}");
+        if let Some(u) = &m.upstream {
+            let mut errors = Vec::new();
+            u.validate(&at("upstream"), &mut errors);
+            for e in errors {
+                err(e.path, &e.message);
+            }
+            if m.path.is_some() || m.registry.is_some() {
+                err(
+                    at("upstream"),
+                    "give exactly one of path, registry or upstream",
+                );
+            }
+            if m.key_file.is_some() {
+                err(
+                    at("key_file"),
+                    "encrypted models are served from path, not from an upstream",
+                );
+            }
+            if m.training_data.is_some() {
+                err(
+                    at("training_data"),
+                    "training data is verified for a local model file; an upstream serves its own model",
+                );
+            }
+            if self.server.require_signatures && !u.is_https() {
+                err(
+                    at("upstream.url"),
+                    "[server] require_signatures is on (the default): an upstream must be https:// so that its \
+                     certificate authenticates who answers; or set [server] require_signatures = false",
+                );
+            }
+            return;
+        }
         match (&m.path, &m.registry) {
             (Some(_), Some(_)) => err(at("registry"), "give either path or registry, not both"),
             (None, None) => err(
                 at("path"),
-                "give registry = \"DIR\" (a signed model registry) or path = \"FILE.onnx\"",
+                "give registry = \"DIR\" (a signed model registry), path = \"FILE.onnx\" or upstream = { url, model }",
             ),
             (Some(_), None) if self.server.require_signatures => err(
                 at("path"),

@@ -24,13 +24,14 @@ use crate::alerts::{Alert, AlertCounters, AlertSink, AlertSinks};
 use crate::auth::{Authenticator, KeyStore, KeysFile, Peer};
 use crate::config::{OnFailure, RawConfig};
 use crate::jwt::JwtVerifier;
-use crate::metrics::{Metrics, ModelMetrics, UNKNOWN_MODEL};
+use crate::metrics::{Metrics, ModelMetrics, UpstreamMetrics, UNKNOWN_MODEL};
 use crate::rbac::{AdminArea, Grants, Roles};
 use crate::render;
 use crate::respond;
 use crate::review::{ReviewItem, ReviewQueue};
 use crate::runner::Runner;
 use crate::swap::{ModelSlot, Source};
+use crate::upstream::Upstream;
 use rampart_registry::{ModelName, Registry};
 
 /// Why the gateway cannot start. Each message names the file and the field it is about.
@@ -182,18 +183,26 @@ impl Gateway {
         let metrics = Metrics::new();
         let mut models = HashMap::new();
         for (index, m) in cfg.models.iter().enumerate() {
-            let loaded = load_model(cfg, index)?;
-            let served = ServedModel {
-                name: m.name.clone(),
-                version: loaded.version,
-                info: loaded.info,
-                runner: Runner::new(loaded.pipeline.backend(), m.batch).map_err(|e| {
+            let loaded = if m.upstream.is_some() {
+                load_upstream(cfg, index, metrics.for_upstream(&m.name)).await?
+            } else {
+                load_model(cfg, index)?
+            };
+            let runner = match &loaded.upstream {
+                Some(u) => Runner::Upstream(Arc::clone(u)),
+                None => Runner::new(loaded.pipeline.backend(), m.batch).map_err(|e| {
                     StartError::Model {
                         index,
                         name: m.name.clone(),
                         message: format!("cannot start the batching thread: {e}"),
                     }
                 })?,
+            };
+            let served = ServedModel {
+                name: m.name.clone(),
+                version: loaded.version,
+                info: loaded.info,
+                runner,
                 pipeline: loaded.pipeline,
                 metrics: metrics.for_model(&m.name),
             };
@@ -258,6 +267,12 @@ impl Gateway {
         )
         .await
         .map_err(|e| StartError::File(format!("alerts file {}: {e}", alerts_path.display())))?;
+        // Upstreams raise `upstream_down` / `upstream_recovered` from their breakers.
+        for slot in models.values() {
+            if let Runner::Upstream(u) = &slot.current().runner {
+                u.set_alerts(alerts.clone());
+            }
+        }
         let shared_state = crate::shared_state::SharedState::from_config(
             &cfg.state,
             |p| cfg.resolve(p),
@@ -386,6 +401,8 @@ pub(crate) struct Loaded {
     /// The configured version, or the registry's active one.
     pub(crate) version: String,
     pub(crate) source: Source,
+    /// Proxy mode: the upstream, also the pipeline's backend.
+    pub(crate) upstream: Option<Arc<Upstream>>,
 }
 
 /// Loads `models[index]`: its ONNX file, its baseline, and its pipeline — from the registry's active version,
@@ -406,6 +423,21 @@ pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartE
     }
     if let Some(root) = &m.registry {
         return load_from_registry(cfg, m, &cfg.resolve(root)).map_err(fail);
+    }
+    if m.upstream.is_some() {
+        // `check-config` builds outside any runtime: the metadata request gets one of its own, on a thread
+        // of its own so that a caller inside a runtime is not blocked by a runtime within it.
+        return std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| fail(format!("cannot start a runtime: {e}")))?;
+                rt.block_on(load_upstream(cfg, index, UpstreamMetrics::detached()))
+            })
+            .join()
+            .unwrap_or_else(|_| Err(fail("loading the upstream failed".to_owned())))
+        });
     }
     let Some(path) = &m.path else {
         return Err(fail("give path or registry".to_owned()));
@@ -435,6 +467,66 @@ pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartE
         pipeline,
         version: m.version().to_owned(),
         source: Source::File,
+        upstream: None,
+    })
+}
+
+/// Loads an `upstream` entry: reads the upstream's metadata, checks it against the baseline's width and the
+/// labels, and builds the pipeline around it.
+pub(crate) async fn load_upstream(
+    cfg: &RawConfig,
+    index: usize,
+    metrics: UpstreamMetrics,
+) -> Result<Loaded, StartError> {
+    let Some(m) = cfg.models.get(index) else {
+        return Err(StartError::Config(format!(
+            "models[{index}] does not exist"
+        )));
+    };
+    let fail = |message: String| StartError::Model {
+        index,
+        name: m.name.clone(),
+        message,
+    };
+    let Some(u) = &m.upstream else {
+        return Err(fail("not an upstream entry".to_owned()));
+    };
+    let baseline = match &m.baseline {
+        Some(p) => Some((p, Arc::new(load_baseline(&cfg.resolve(p)).map_err(fail)?))),
+        None => None,
+    };
+    let upstream = Upstream::connect(&m.name, u, &m.labels, |p| cfg.resolve(p), metrics)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let info = upstream.info().clone();
+    if let Some((path, b)) = &baseline {
+        if b.width() != info.width {
+            return Err(fail(format!(
+                "upstream {}: the model takes {} features but the baseline {} has {}",
+                info.name,
+                info.width,
+                path.display(),
+                b.width()
+            )));
+        }
+    }
+    let upstream = Arc::new(upstream);
+    let backend: Arc<dyn Backend> = upstream.clone();
+    let pipeline = Pipeline::build(&m.pipeline(), backend, baseline.map(|(_, b)| b), &m.labels)
+        .map_err(|e| fail(e.to_string()))?;
+    tracing::info!(
+        model = %m.name,
+        version = %m.version(),
+        upstream = %info.name,
+        width = info.width,
+        "upstream model checked"
+    );
+    Ok(Loaded {
+        info,
+        pipeline,
+        version: m.version().to_owned(),
+        source: Source::Upstream,
+        upstream: Some(upstream),
     })
 }
 
@@ -474,6 +566,7 @@ fn load_from_registry(
             name,
             key: Arc::new(key),
         },
+        upstream: None,
     })
 }
 

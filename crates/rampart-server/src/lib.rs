@@ -10,6 +10,10 @@
 //! live in `rampart-pipeline`. A request flows: request id → authenticate → route → admit (rate limit) → body
 //! (media type, size, time) → `Pipeline::evaluate` → review queue → audit commit → response.
 //!
+//! Proxy mode ([`upstream`]): a model served by an upstream OIP v2 server, called over a pooled HTTP(S)
+//! client with the pipeline in front of it. It lives here rather than in `rampart-model`, which does no I/O:
+//! the client, TLS and secrets it needs are this crate's.
+//!
 //! Main types: [`Gateway`] (built once from the config), [`Running`] (a gateway serving on its listeners).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -40,6 +44,7 @@ pub mod secret;
 pub mod shared_state;
 mod swap;
 pub mod tls;
+pub mod upstream;
 pub mod webhook;
 mod wipe;
 

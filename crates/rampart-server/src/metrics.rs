@@ -44,6 +44,12 @@ struct LayerLabels {
     layer: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamFailureLabels {
+    model: String,
+    kind: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -102,6 +108,68 @@ impl ModelMetrics {
     }
 }
 
+/// What an upstream call can fail with, as the `kind` label of `rampart_upstream_failures_total`.
+pub const UPSTREAM_FAILURES: [&str; 7] = [
+    "connect",
+    "timeout",
+    "status",
+    "malformed",
+    "transport",
+    "overloaded",
+    "breaker_open",
+];
+
+/// Proxy mode's per-upstream handles (see `upstream.rs`), resolved once at start-up.
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    duration: Histogram,
+    failures: HashMap<&'static str, Counter>,
+    retries: Counter,
+    breaker: Gauge,
+    opened: Counter,
+}
+
+impl UpstreamMetrics {
+    /// Handles registered nowhere: for building an upstream outside a serving gateway (`check-config`).
+    pub fn detached() -> Self {
+        Self {
+            duration: latency_histogram(),
+            failures: UPSTREAM_FAILURES
+                .iter()
+                .map(|k| (*k, Counter::default()))
+                .collect(),
+            retries: Counter::default(),
+            breaker: Gauge::default(),
+            opened: Counter::default(),
+        }
+    }
+
+    /// Records one call's latency, from sending to the parsed answer or the failure.
+    pub fn call(&self, d: Duration) {
+        self.duration.observe(d.as_secs_f64());
+    }
+
+    /// Counts a failed call by kind (one of [`UPSTREAM_FAILURES`]).
+    pub fn failure(&self, kind: &'static str) {
+        if let Some(c) = self.failures.get(kind) {
+            c.inc();
+        }
+    }
+
+    /// Counts a connection attempt made again after a connect error.
+    pub fn retry(&self) {
+        self.retries.inc();
+    }
+
+    /// Publishes the breaker's state: 0 closed, 1 open, 2 half-open. Counts openings.
+    pub fn breaker(&self, state: i64) {
+        if state == 1 && self.breaker.get() != 1 {
+            self.opened.inc();
+        }
+        self.breaker.set(state);
+    }
+}
+
 /// The registry and its families.
 pub struct Metrics {
     registry: Registry,
@@ -128,6 +196,11 @@ pub struct Metrics {
     pub review_queued: Counter<u64, AtomicU64>,
     /// The monitors' families (`rampart_drift_*`, `rampart_observations_dropped_total`, …).
     pub monitor: crate::monitor::MonitorMetrics,
+    upstream_duration: HistogramFamily<ModelLabels>,
+    upstream_failures: Family<UpstreamFailureLabels, Counter>,
+    upstream_retries: Family<ModelLabels, Counter>,
+    upstream_breaker: Family<ModelLabels, Gauge>,
+    upstream_opened: Family<ModelLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -230,6 +303,38 @@ impl Metrics {
             review_queued.clone(),
         );
         let monitor = crate::monitor::MonitorMetrics::register(&mut registry);
+        let upstream_duration: HistogramFamily<ModelLabels> =
+            Family::new_with_constructor(latency_histogram);
+        let upstream_failures = Family::<UpstreamFailureLabels, Counter>::default();
+        let upstream_retries = Family::<ModelLabels, Counter>::default();
+        let upstream_breaker = Family::<ModelLabels, Gauge>::default();
+        let upstream_opened = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "upstream_duration_seconds",
+            "Proxy mode: latency of each call to the upstream model server, failed calls included",
+            upstream_duration.clone(),
+        );
+        registry.register(
+            "upstream_failures",
+            "Proxy mode: failed upstream calls by model and kind (connect, timeout, status, malformed, \
+             transport, overloaded, breaker_open)",
+            upstream_failures.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Proxy mode: connection attempts made again after a connect error (nothing had been sent)",
+            upstream_retries.clone(),
+        );
+        registry.register(
+            "upstream_breaker_state",
+            "Proxy mode: the circuit breaker's state (0 closed, 1 open, 2 half-open)",
+            upstream_breaker.clone(),
+        );
+        registry.register(
+            "upstream_breaker_opened",
+            "Proxy mode: times the circuit breaker opened",
+            upstream_opened.clone(),
+        );
         Self {
             registry,
             requests,
@@ -246,6 +351,34 @@ impl Metrics {
             audit_failures,
             review_queued,
             monitor,
+            upstream_duration,
+            upstream_failures,
+            upstream_retries,
+            upstream_breaker,
+            upstream_opened,
+        }
+    }
+
+    /// Resolves the proxy-mode handles of one upstream-backed model.
+    pub fn for_upstream(&self, name: &str) -> UpstreamMetrics {
+        let m = ModelLabels {
+            model: name.to_owned(),
+        };
+        UpstreamMetrics {
+            duration: self.upstream_duration.get_or_create(&m).clone(),
+            failures: UPSTREAM_FAILURES
+                .iter()
+                .map(|kind| {
+                    let labels = UpstreamFailureLabels {
+                        model: name.to_owned(),
+                        kind,
+                    };
+                    (*kind, self.upstream_failures.get_or_create(&labels).clone())
+                })
+                .collect(),
+            retries: self.upstream_retries.get_or_create(&m).clone(),
+            breaker: self.upstream_breaker.get_or_create(&m).clone(),
+            opened: self.upstream_opened.get_or_create(&m).clone(),
         }
     }
 

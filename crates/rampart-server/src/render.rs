@@ -15,6 +15,7 @@ fn v1_row(row: &RowAnswer) -> Value {
             label,
             confidence,
             top,
+            ..
         } => {
             let mut m = Map::new();
             m.insert("prediction".into(), Value::String(label.to_string()));
@@ -59,7 +60,8 @@ pub(crate) fn answer(
     }
 }
 
-/// OIP v2 outputs: `label` (BYTES) and `confidence` (FP32) for classifiers — plus `requires_review` (BOOL) and
+/// OIP v2 outputs: `label` (BYTES) and `confidence` (FP32) for classifiers — plus `probabilities` (FP64,
+/// `[rows, classes]`, class order) when the caller may see every class (`output:full`), `requires_review` (BOOL) and
 /// `review_id` (BYTES) when the gate withheld a row, whose label is then `"uncertain"` — or `prediction`
 /// (FP32, `[rows, outputs]`) for regressors.
 fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Value {
@@ -88,11 +90,24 @@ fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Val
         let mut review = Vec::with_capacity(n);
         let mut review_ids = Vec::with_capacity(n);
         let mut any_confidence = false;
+        // Every class's probability, in class order, when every row has them (callers granted output:full).
+        let mut probabilities: Vec<Value> = Vec::new();
+        let mut classes = None;
+        let mut all_probabilities = true;
         for row in &answer.rows {
             match row {
                 RowAnswer::Label {
-                    label, confidence, ..
+                    label,
+                    confidence,
+                    probabilities: p,
+                    ..
                 } => {
+                    if p.is_empty() || classes.is_some_and(|c| c != p.len()) {
+                        all_probabilities = false;
+                    } else {
+                        classes = Some(p.len());
+                        probabilities.extend(p.iter().map(|x| round_f64(*x)));
+                    }
                     labels.push(Value::String(label.to_string()));
                     any_confidence |= confidence.is_some();
                     confidences.push(confidence.map_or(Value::Null, round_f64));
@@ -100,12 +115,14 @@ fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Val
                     review_ids.push(Value::String(String::new()));
                 }
                 RowAnswer::Uncertain { review_id } => {
+                    all_probabilities = false;
                     labels.push(Value::String("uncertain".into()));
                     confidences.push(Value::Null);
                     review.push(Value::Bool(true));
                     review_ids.push(Value::String(review_id.clone()));
                 }
                 RowAnswer::Value(_) => {
+                    all_probabilities = false;
                     labels.push(Value::String(String::new()));
                     confidences.push(Value::Null);
                     review.push(Value::Bool(false));
@@ -116,6 +133,9 @@ fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Val
         outputs.push(json!({"name": "label", "datatype": "BYTES", "shape": [n], "data": labels}));
         if any_confidence {
             outputs.push(json!({"name": "confidence", "datatype": "FP64", "shape": [n], "data": confidences}));
+        }
+        if let (true, Some(c)) = (all_probabilities, classes) {
+            outputs.push(json!({"name": "probabilities", "datatype": "FP64", "shape": [n, c], "data": probabilities}));
         }
         if review.iter().any(|v| v == &Value::Bool(true)) {
             outputs.push(json!({"name": "requires_review", "datatype": "BOOL", "shape": [n], "data": review}));

@@ -149,7 +149,7 @@ async fn metadata(
 ) -> Response {
     let id = new_request_id();
     let started = Instant::now();
-    let (identity, _) = match gw
+    let (identity, grants) = match gw
         .shared
         .admit_model(headers, peer, name, &id, started)
         .await
@@ -168,7 +168,23 @@ async fn metadata(
             .refuse(r, &id, identity.id(), None, started, &[])
             .await;
     };
+    // A caller granted output:full also sees every class's probability (the `probabilities` output) and the
+    // labels: what a Rampart in proxy mode in front of this one checks its config against at start-up.
+    let full = grants.output_full();
+    let mut parameters = json!({"kind": kind_name(&m.info.kind)});
     let outputs = match m.info.kind {
+        rampart_model::ModelKind::Classifier { classes } if full => {
+            if let Some(labels) = gw.shared.slot(name).map(|s| s.labels()) {
+                if !labels.is_empty() {
+                    parameters["labels"] = json!(labels);
+                }
+            }
+            json!([
+                {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                {"name": "confidence", "datatype": "FP64", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP64", "shape": [-1, classes]},
+            ])
+        }
         rampart_model::ModelKind::Classifier { .. } => json!([
             {"name": "label", "datatype": "BYTES", "shape": [-1]},
             {"name": "confidence", "datatype": "FP64", "shape": [-1]},
@@ -181,7 +197,7 @@ async fn metadata(
         "name": m.name,
         "versions": [m.version],
         "platform": "onnx",
-        "parameters": {"kind": kind_name(&m.info.kind)},
+        "parameters": parameters,
         "inputs": [{"name": m.info.input_name, "datatype": "FP32", "shape": [-1, m.info.width]}],
         "outputs": outputs,
     });

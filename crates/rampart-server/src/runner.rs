@@ -22,6 +22,9 @@ pub(crate) enum Runner {
     Inline(Arc<dyn Backend>),
     /// Through the model's dynamic batcher (`[[models]] batch`; see [`crate::batch`]).
     Batched(Batcher),
+    /// Over the network, on an upstream model server (proxy mode): awaited, so the worker serves other
+    /// requests while the upstream thinks. The call's own failures map to their reasons (502, 503, 504).
+    Upstream(Arc<crate::upstream::Upstream>),
 }
 
 impl Runner {
@@ -47,7 +50,8 @@ impl Runner {
     /// Scores the validated rows.
     ///
     /// # Errors
-    /// The refusal the call ends in: 503 `model_unavailable` when the backend fails.
+    /// The refusal the call ends in: 503 `model_unavailable` when the backend fails; for an upstream, the
+    /// reason its failure maps to ([`crate::upstream::CallError::rejection`]).
     pub(crate) async fn run(&self, features: &Features) -> Result<Output, Rejection> {
         match self {
             Runner::Inline(backend) => backend
@@ -63,6 +67,11 @@ impl Runner {
                     tracing::error!(model = %batcher.name(), "batched model call failed: {e}");
                     e.rejection()
                 }),
+            // `infer` logs the failure (with its cause) and counts it.
+            Runner::Upstream(upstream) => upstream
+                .infer(features.as_slice(), features.rows())
+                .await
+                .map_err(|e| e.rejection()),
         }
     }
 }

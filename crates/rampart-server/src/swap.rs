@@ -33,6 +33,9 @@ use crate::gateway::ServedModel;
 pub(crate) enum Source {
     /// A plain `path`: one version for the life of the process.
     File,
+    /// An upstream model server (proxy mode): its versions are the upstream's business; the metadata is read
+    /// once at start-up.
+    Upstream,
     /// A signed registry.
     Registry {
         registry: Registry,
@@ -151,11 +154,16 @@ impl ModelSlot {
         self.current.load_full()
     }
 
+    /// The entry's class labels (the same for every version).
+    pub(crate) fn labels(&self) -> &[String] {
+        &self.config.labels
+    }
+
     /// The registry and model name, for registry-backed models.
     pub(crate) fn registry(&self) -> Option<(&Registry, &ModelName)> {
         match &self.source {
             Source::Registry { registry, name, .. } => Some((registry, name)),
-            Source::File => None,
+            Source::File | Source::Upstream => None,
         }
     }
 

@@ -42,9 +42,7 @@ use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use prometheus_client::metrics::counter::Counter;
 use rand::Rng;
-use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -58,6 +56,7 @@ use rampart_core::Severity;
 use crate::alerts::Alert;
 use crate::config::ConfigError;
 use crate::secret::{self, SecretError};
+use crate::tls::ClientTlsError;
 
 /// First retry delay; doubled at each further attempt.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
@@ -330,42 +329,20 @@ impl WebhookSettings {
     }
 }
 
-/// rustls on aws-lc-rs, TLS 1.3 and 1.2, trusting `ca_file` alone when given, else Mozilla's roots.
+/// The shared client set-up ([`crate::tls::client_config`]), speaking HTTP/1.1 only.
 fn client_tls(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, WebhookError> {
-    let roots = match ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|source| WebhookError::CaRead {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let mut roots = RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok) {
-                roots
-                    .add(cert)
-                    .map_err(|e| WebhookError::Tls(format!("ca_file: {}: {e}", path.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(WebhookError::CaEmpty(path.to_path_buf()));
-            }
-            roots
-        }
-        None => RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        },
-    };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| WebhookError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = crate::tls::client_config(ca_file, None).map_err(|e| match e {
+        ClientTlsError::CaRead { path, source } => WebhookError::CaRead { path, source },
+        ClientTlsError::CaEmpty(path) => WebhookError::CaEmpty(path),
+        other => WebhookError::Tls(other.to_string()),
+    })?;
     // The exchange speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
 
 /// An error and its causes on one line (socket, rustls and hyper errors: none of them holds the URL).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -112,6 +112,20 @@ pub(crate) fn allowed_paths(cfg: &RawConfig) -> anyhow::Result<Allowed> {
         if let Some(p) = &m.key_file {
             read(p);
         }
+        // Proxy mode: the upstream's CA, client certificate and key, and credential are read at start-up.
+        if let Some(u) = &m.upstream {
+            if let Some(ca) = &u.ca_file {
+                read(ca);
+            }
+            if let Some(c) = &u.client_cert_file {
+                read(c);
+            }
+            for source in [&u.client_key_file, &u.api_key_file].into_iter().flatten() {
+                if !source.starts_with("env:") {
+                    read(Path::new(source));
+                }
+            }
+        }
         if let Some(td) = &m.training_data {
             read(&td.manifest);
             if let Some(d) = &td.dir {

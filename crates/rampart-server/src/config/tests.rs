@@ -192,3 +192,71 @@ baseline = "n.baseline.json"
     let cfg = RawConfig::parse(ok, Path::new(".")).unwrap();
     assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
 }
+
+// See: issue 11.
+#[test]
+fn upstream_entry_is_a_third_exclusive_source() {
+    let upstream = MINIMAL.replace(
+        "path = \"m.onnx\"",
+        "upstream = { url = \"http://triton:8000\", model = \"fraud\", version = \"3\", timeout_ms = 200 }",
+    );
+    let cfg = RawConfig::parse(&upstream, Path::new(".")).unwrap();
+    assert!(cfg.validate().is_empty(), "{:?}", cfg.validate());
+    // The upstream's version is what the entry reports unless it sets its own.
+    assert_eq!(cfg.models[0].version(), "3");
+    let both = MINIMAL.replace(
+        "path = \"m.onnx\"",
+        "path = \"m.onnx\"\nupstream = { url = \"http://triton:8000\", model = \"fraud\" }",
+    );
+    assert!(paths(&both).contains(&"models[0].upstream".to_owned()));
+    let typo = MINIMAL.replace(
+        "path = \"m.onnx\"",
+        "upstream = { url = \"http://t:8000\", model = \"m\", timout_ms = 5 }",
+    );
+    assert!(RawConfig::parse(&typo, Path::new(".")).is_err());
+}
+
+// See: issue 11.
+#[test]
+fn upstream_settings_are_checked() {
+    let with = |table: &str| {
+        MINIMAL.replace(
+            "path = \"m.onnx\"",
+            &format!("upstream = {{ url = \"https://t:8000\", model = \"m\", {table} }}"),
+        )
+    };
+    let p = paths(&with(
+        "timeout_ms = 0, retries = 9, api_key_file = \"rk_inline\", client_cert_file = \"c.crt\", \
+         breaker = { failures = 0 }",
+    ));
+    for field in [
+        "models[0].upstream.timeout_ms",
+        "models[0].upstream.retries",
+        "models[0].upstream.api_key_file",
+        "models[0].upstream.client_key_file",
+        "models[0].upstream.breaker.failures",
+    ] {
+        assert!(p.contains(&field.to_owned()), "{field} missing from {p:?}");
+    }
+    let bad_model = MINIMAL.replace(
+        "path = \"m.onnx\"",
+        "upstream = { url = \"ftp://t\", model = \"../x\" }",
+    );
+    let p = paths(&bad_model);
+    assert!(p.contains(&"models[0].upstream.url".to_owned()), "{p:?}");
+    assert!(p.contains(&"models[0].upstream.model".to_owned()), "{p:?}");
+}
+
+// See: issue 11.
+#[test]
+fn signatures_required_means_an_https_upstream() {
+    let signed = MINIMAL.replace("require_signatures = false\n", "");
+    let http = signed.replace(
+        "path = \"m.onnx\"",
+        "upstream = { url = \"http://triton:8000\", model = \"m\" }",
+    );
+    assert!(paths(&http).contains(&"models[0].upstream.url".to_owned()));
+    // An upstream holds its own model bytes: require_signatures does not refuse an https:// one.
+    let https = http.replace("http://", "https://");
+    assert!(paths(&https).is_empty(), "{:?}", paths(&https));
+}

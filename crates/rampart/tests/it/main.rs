@@ -16,6 +16,7 @@ mod models;
 mod monitoring;
 mod oip_v2;
 mod outcomes;
+mod proxy;
 mod reasons;
 mod registry;
 mod registry_serve;
