@@ -23,6 +23,7 @@ use crate::access::{spawn_keys_reloader, Blocklist};
 use crate::alerts::{Alert, AlertCounters, AlertSink, AlertSinks};
 use crate::auth::{Authenticator, KeyStore, KeysFile, Peer};
 use crate::config::{OnFailure, RawConfig};
+use crate::harden::{BlockingPool, EnsembleBackend};
 use crate::jwt::JwtVerifier;
 use crate::metrics::{Metrics, ModelMetrics, UNKNOWN_MODEL};
 use crate::rbac::{AdminArea, Grants, Roles};
@@ -176,20 +177,30 @@ impl Gateway {
         })?;
 
         let metrics = Metrics::new();
+        // One pool for every model's hardened calls: they share the CPUs.
+        let pool = Arc::new(BlockingPool::new(
+            cfg.hardening_workers(),
+            cfg.server.hardening_queue,
+        ));
         let mut models = HashMap::new();
         for (index, m) in cfg.models.iter().enumerate() {
-            let loaded = load_model(cfg, index)?;
+            let loaded = load_model(cfg, index, &pool)?;
             let served = ServedModel {
                 name: m.name.clone(),
                 version: loaded.version,
                 info: loaded.info,
-                runner: Runner::inline(loaded.pipeline.backend()),
+                runner: loaded.runner,
                 pipeline: loaded.pipeline,
                 metrics: metrics.for_model(&m.name),
             };
             models.insert(
                 m.name.clone(),
-                Arc::new(ModelSlot::new(served, loaded.source, m.clone())),
+                Arc::new(ModelSlot::new(
+                    served,
+                    loaded.source,
+                    m.clone(),
+                    Arc::clone(&pool),
+                )),
             );
         }
         let follows_registry = cfg.models.iter().any(|m| m.registry.is_some());
@@ -356,6 +367,8 @@ const REGISTRY_POLL: Duration = Duration::from_secs(1);
 pub(crate) struct Loaded {
     pub(crate) info: ModelInfo,
     pub(crate) pipeline: Pipeline,
+    /// How requests call it: inline, or hardened on the blocking pool.
+    pub(crate) runner: Runner,
     /// The configured version, or the registry's active one.
     pub(crate) version: String,
     pub(crate) source: Source,
@@ -363,7 +376,11 @@ pub(crate) struct Loaded {
 
 /// Loads `models[index]`: its ONNX file, its baseline, and its pipeline — from the registry's active version,
 /// verified, for a registry entry.
-pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartError> {
+pub(crate) fn load_model(
+    cfg: &RawConfig,
+    index: usize,
+    pool: &Arc<BlockingPool>,
+) -> Result<Loaded, StartError> {
     let Some(m) = cfg.models.get(index) else {
         return Err(StartError::Config(format!(
             "models[{index}] does not exist"
@@ -378,34 +395,51 @@ pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartE
         check_training_data(cfg, td).map_err(fail)?;
     }
     if let Some(root) = &m.registry {
-        return load_from_registry(cfg, m, &cfg.resolve(root)).map_err(fail);
+        return load_from_registry(cfg, m, &cfg.resolve(root), pool).map_err(fail);
     }
-    let Some(path) = &m.path else {
-        return Err(fail("give path or registry".to_owned()));
-    };
-    let path = cfg.resolve(path);
-    let backend = match &m.key_file {
-        Some(key_file) => load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?,
-        None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
+    let (backend, ensemble, file): (Arc<dyn Backend>, _, _) = match (&m.path, &m.ensemble) {
+        (Some(path), None) => {
+            let path = cfg.resolve(path);
+            let backend = match &m.key_file {
+                Some(key_file) => {
+                    load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?
+                }
+                None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
+            };
+            (Arc::new(backend), None, path.display().to_string())
+        }
+        (None, Some(e)) => {
+            let ensemble = Arc::new(load_ensemble(cfg, m, e).map_err(fail)?);
+            let files = e
+                .members
+                .iter()
+                .map(|p| cfg.resolve(p).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            (ensemble.clone(), Some(ensemble), files)
+        }
+        _ => return Err(fail("give path, ensemble or registry".to_owned())),
     };
     let baseline = match &m.baseline {
         Some(p) => Some(Arc::new(load_baseline(&cfg.resolve(p)).map_err(fail)?)),
         None => None,
     };
     let info = backend.info().clone();
-    let backend: Arc<dyn Backend> = Arc::new(backend);
     let pipeline = Pipeline::build(&m.pipeline(), backend, baseline, &m.labels)
+        .map_err(|e| fail(e.to_string()))?;
+    let runner = Runner::for_model(m, pipeline.backend(), ensemble, pool)
         .map_err(|e| fail(e.to_string()))?;
     tracing::info!(
         model = %m.name,
         version = %m.version(),
-        file = %path.display(),
+        file = %file,
         width = info.width,
         "model loaded"
     );
     Ok(Loaded {
         info,
         pipeline,
+        runner,
         version: m.version().to_owned(),
         source: Source::File,
     })
@@ -417,6 +451,7 @@ fn load_from_registry(
     cfg: &RawConfig,
     m: &crate::config::ModelConfig,
     root: &std::path::Path,
+    pool: &Arc<BlockingPool>,
 ) -> Result<Loaded, String> {
     let Some(key_file) = &cfg.server.model_public_key_file else {
         return Err("[server] model_public_key_file is required for a registry entry".to_owned());
@@ -430,6 +465,7 @@ fn load_from_registry(
         .active_verified(&name, &key)
         .map_err(|e| e.to_string())?;
     let (info, pipeline) = crate::swap::load_verified(m, &verified)?;
+    let runner = Runner::for_model(m, pipeline.backend(), None, pool).map_err(|e| e.to_string())?;
     tracing::info!(
         model = %m.name,
         version = %verified.version(),
@@ -441,6 +477,7 @@ fn load_from_registry(
     Ok(Loaded {
         info,
         pipeline,
+        runner,
         version: verified.version().as_str().to_owned(),
         source: Source::Registry {
             registry,
@@ -448,6 +485,22 @@ fn load_from_registry(
             key: Arc::new(key),
         },
     })
+}
+
+/// Loads an ensemble's members and checks they fit together (same width, same classes).
+fn load_ensemble(
+    cfg: &RawConfig,
+    m: &crate::config::ModelConfig,
+    e: &crate::harden::EnsembleConfig,
+) -> Result<EnsembleBackend, String> {
+    let mut members: Vec<(String, Arc<dyn Backend>)> = Vec::with_capacity(e.members.len());
+    for (i, p) in e.members.iter().enumerate() {
+        let path = cfg.resolve(p);
+        let model = TractModel::load(&path)
+            .map_err(|err| format!("ensemble.members[{i}] ({}): {err}", path.display()))?;
+        members.push((path.display().to_string(), Arc::new(model)));
+    }
+    EnsembleBackend::new(&m.name, members, e.aggregation).map_err(|err| err.to_string())
 }
 
 /// Decrypts an encrypted model in memory (never to disk) and loads it. The plaintext is held in a
@@ -931,6 +984,7 @@ impl Shared {
             model: &model.name,
             protocol,
             full_output: grants.output_full(),
+            certificate: grants.output_certificate(),
         };
 
         // Admit: rate limit.
@@ -1066,7 +1120,10 @@ impl Shared {
             Outcome::Rejected(r) => {
                 m.request(r.reason.as_str());
                 m.rejection(r.guard.as_str(), r.reason);
-                let alert = matches!(r.reason, Reason::AnomalousInput | Reason::ModelUnavailable);
+                let alert = matches!(
+                    r.reason,
+                    Reason::AnomalousInput | Reason::AdversarialInput | Reason::ModelUnavailable
+                );
                 (
                     r.reason.status(),
                     respond::error_body(r, request_id),
