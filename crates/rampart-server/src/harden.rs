@@ -5,7 +5,7 @@
 //! Every one of them multiplies the model calls of a request (smoothing by n, squeezing by the number of
 //! squeezers plus one, an ensemble by its members), and a backend may be one whose synchronous `predict` is
 //! legal only on a blocking thread (an upstream model server). So the whole hardened call runs on tokio's
-//! blocking pool, never on an async worker, behind a [`BlockingPool`] that bounds how many run at once and
+//! blocking pool, never on an async worker, behind a `BlockingPool` that bounds how many run at once and
 //! how many wait: a flood of smoothed requests gets 503 `overloaded`, it cannot starve the runtime or pile
 //! up threads.
 //!
@@ -505,8 +505,8 @@ impl Hardened {
             for x in rows.chunks_exact(width) {
                 let score = squeeze::score(self.backend.as_ref(), x, &sq.squeezers)
                     .map_err(|e| failed("feature squeezing", &e))?;
-                // Written so that a NaN score counts as over the threshold.
-                if !(score <= sq.threshold) {
+                // A NaN score counts as over the threshold.
+                if score.is_nan() || score > sq.threshold {
                     let r = Rejection::new(Reason::AdversarialInput, GuardId::SQUEEZE)
                         .with_severity(Severity::Medium)
                         .with_detail("the prediction is unstable under feature squeezing");
@@ -529,7 +529,11 @@ impl Hardened {
                 .backend
                 .predict_with_disagreement(rows, n_rows)
                 .map_err(|err| failed("ensemble", &err))?;
-            if disagreement.iter().any(|d| !(*d <= e.max_disagreement)) {
+            // A NaN distance counts as disagreement.
+            if disagreement
+                .iter()
+                .any(|d| d.is_nan() || *d > e.max_disagreement)
+            {
                 let r = Rejection::new(Reason::AdversarialInput, GuardId::ENSEMBLE)
                     .with_severity(Severity::Medium)
                     .with_detail("the ensemble's members disagree on this input");

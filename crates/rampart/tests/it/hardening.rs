@@ -228,8 +228,7 @@ async fn ensemble_members_must_fit_and_be_allowed_unsigned() {
         "max_disagreement = 0.5, max_disagrement = 1",
     );
     let err = rampart_server::config::RawConfig::parse(&text, std::path::Path::new("."))
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         err.contains("models[0].ensemble") && err.contains("max_disagrement"),
