@@ -35,6 +35,12 @@ impl GuardId {
     pub const MAHALANOBIS: GuardId = GuardId("anomaly_mahalanobis");
     /// The model call itself.
     pub const MODEL: GuardId = GuardId("model");
+    /// Feature squeezing (Xu et al. 2018): the prediction moved too much when the input was squeezed.
+    pub const SQUEEZE: GuardId = GuardId("adversarial_squeeze");
+    /// An ensemble whose members disagree too much on the input.
+    pub const ENSEMBLE: GuardId = GuardId("ensemble");
+    /// Randomized smoothing (a failure of the noisy model calls, or an abstention recorded as a finding).
+    pub const SMOOTHING: GuardId = GuardId("smoothing");
     /// The confidence gate that routes uncertain answers to human review.
     pub const CONFIDENCE: GuardId = GuardId("confidence");
     /// Output sanitization.

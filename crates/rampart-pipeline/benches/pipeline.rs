@@ -64,6 +64,7 @@ fn bench(c: &mut Criterion) {
         model: "demo",
         protocol: Protocol::V1,
         full_output: false,
+        certificate: false,
     };
     let mut g = c.benchmark_group("pipeline_demo");
     g.bench_function("layers_only", |b| {

@@ -25,4 +25,7 @@ pub struct RequestCx<'a> {
     /// The caller's roles grant `output:full`: every class with its probability instead of the model's
     /// configured sanitization (still rounded to its decimals; the confidence gate still applies).
     pub full_output: bool,
+    /// The caller's roles grant `output:certificate`: randomized smoothing's certified radius is included in
+    /// the answer (a model in CERTIFY mode only).
+    pub certificate: bool,
 }

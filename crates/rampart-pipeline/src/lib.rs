@@ -36,6 +36,7 @@ pub mod validate;
 pub use cx::{Protocol, RequestCx};
 pub use mode::Mode;
 pub use pipeline::{
-    model_unavailable, BuildError, Decision, Outcome, Pipeline, PipelineConfig, Prepared, Timings,
+    model_unavailable, BuildError, Decision, ModelAnswer, Outcome, Pipeline, PipelineConfig,
+    Prepared, Smoothed, Timings,
 };
 pub use prediction::{Answer, Prediction, RowAnswer, RowPrediction};

@@ -2,6 +2,7 @@
 //! them. Order is code, not config: a config enables, tunes and picks the mode of each guard, but cannot move
 //! sanitization before the confidence gate or rate limiting after the detectors.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,8 @@ pub struct PipelineConfig {
     pub confidence: confidence::Config,
     /// Output sanitization.
     pub output: sanitize::Config,
+    /// Output sanitization for callers holding one of these roles, in place of `output`.
+    pub output_by_role: BTreeMap<String, sanitize::Config>,
 }
 
 /// Why a pipeline cannot be built from a model, its baseline and its config.
@@ -122,6 +125,8 @@ pub struct Pipeline {
     backend: Arc<dyn Backend>,
     shapers: Vec<Box<dyn Shape>>,
     sanitizer: Sanitizer,
+    /// `output_by_role`: the sanitizer of the caller's first role that has one.
+    role_sanitizers: HashMap<String, Sanitizer>,
     /// For callers granted `output:full`: every class, same rounding.
     full_sanitizer: Sanitizer,
 }
@@ -233,8 +238,15 @@ impl Pipeline {
             decimals: config.output.decimals,
             top_k: usize::MAX,
             label_only: false,
+            // `output:full` is granted to callers trusted with the real scores: no perturbation.
+            reverse_sigmoid: None,
         };
         let full_sanitizer = Sanitizer::new(&full, labels.clone());
+        let role_sanitizers = config
+            .output_by_role
+            .iter()
+            .map(|(role, c)| (role.clone(), Sanitizer::new(c, labels.clone())))
+            .collect();
         let sanitizer = Sanitizer::new(&config.output, labels);
 
         Ok(Self {
@@ -244,6 +256,7 @@ impl Pipeline {
             backend,
             shapers,
             sanitizer,
+            role_sanitizers,
             full_sanitizer,
         })
     }
@@ -331,6 +344,7 @@ impl Pipeline {
         let output = self
             .backend
             .predict(prepared.features.as_slice(), prepared.features.rows())
+            .map(ModelAnswer::from)
             .map_err(|_| model_unavailable());
         let elapsed = t.elapsed();
         self.complete(cx, prepared, output, elapsed)
@@ -399,14 +413,15 @@ impl Pipeline {
 
     /// The phases after the model: the confidence gate, then sanitization for the caller's grants.
     ///
-    /// `output` is what the model call gave: the backend's tensors, or the refusal the call ended in
-    /// ([`model_unavailable`] for a backend failure; an upstream or a hardening wrapper may refuse with its own
-    /// reason). `model_time` is how long the call took, for the per-phase histograms.
+    /// `output` is what the model call gave: the backend's tensors (with what a hardening wrapper adds), or
+    /// the refusal the call ended in ([`model_unavailable`] for a backend failure; an upstream or a hardening
+    /// wrapper may refuse with its own reason). `model_time` is how long the call took, for the per-phase
+    /// histograms.
     pub fn complete(
         &self,
         cx: &RequestCx<'_>,
         prepared: Prepared,
-        output: Result<Output, Rejection>,
+        output: Result<ModelAnswer, Rejection>,
         model_time: Duration,
     ) -> Decision {
         let Prepared {
@@ -417,11 +432,24 @@ impl Pipeline {
         } = prepared;
         timings.model = model_time;
         let t3 = Instant::now();
-        let prediction = output.and_then(|o| {
+        let prediction = output.and_then(|answer| {
+            let ModelAnswer {
+                output: o,
+                smoothed,
+                flags: found,
+            } = answer;
+            flags.extend(found);
             if o.n_rows != features.rows() {
                 return Err(model_unavailable());
             }
-            to_prediction(&o).ok_or_else(model_unavailable)
+            let mut p = to_prediction(&o).ok_or_else(model_unavailable)?;
+            if let Some(smoothed) = smoothed {
+                if smoothed.len() != p.rows.len() {
+                    return Err(model_unavailable());
+                }
+                apply_smoothing(&mut p, &smoothed);
+            }
+            Ok(p)
         });
         let mut prediction = match prediction {
             Ok(p) => p,
@@ -454,12 +482,7 @@ impl Pipeline {
                 }
             }
         }
-        let sanitizer = if cx.full_output {
-            &self.full_sanitizer
-        } else {
-            &self.sanitizer
-        };
-        let answer = sanitizer.sanitize(&prediction);
+        let answer = self.sanitizer_for(cx).sanitize(&prediction, cx.certificate);
         timings.shape = t3.elapsed();
         Decision {
             outcome: Outcome::Answered(answer),
@@ -468,6 +491,76 @@ impl Pipeline {
             prediction: Some(prediction),
             echo_id,
             timings,
+        }
+    }
+}
+
+impl Pipeline {
+    /// `output:full` first (it is an explicit grant), then the first of the caller's roles that has an
+    /// `output_by_role` entry, then the model's `output`.
+    fn sanitizer_for(&self, cx: &RequestCx<'_>) -> &Sanitizer {
+        if cx.full_output {
+            return &self.full_sanitizer;
+        }
+        cx.identity
+            .roles()
+            .iter()
+            .find_map(|r| self.role_sanitizers.get(r))
+            .unwrap_or(&self.sanitizer)
+    }
+}
+
+/// What randomized smoothing decided for one row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Smoothed {
+    /// The smoothed classifier named a class (the argmax of the output's vote fractions); in CERTIFY mode
+    /// with its certified L2 radius.
+    Answered {
+        /// σ·Φ⁻¹(p_A lower), CERTIFY mode only.
+        certified_radius: Option<f64>,
+    },
+    /// Not enough evidence at level α: the row is answered `abstain`.
+    Abstained,
+}
+
+/// What the model call gave: the tensors, and what a hardening wrapper (smoothing, ensemble, squeezing) adds.
+#[derive(Debug, Clone)]
+pub struct ModelAnswer {
+    /// The tensors (for a smoothed model: the vote fractions per class).
+    pub output: Output,
+    /// One entry per row when the model is smoothed.
+    pub smoothed: Option<Vec<Smoothed>>,
+    /// Findings of the wrapper in observe (or `flag`) mode: recorded, never changing the answer.
+    pub flags: Vec<Finding>,
+}
+
+impl From<Output> for ModelAnswer {
+    fn from(output: Output) -> Self {
+        Self {
+            output,
+            smoothed: None,
+            flags: Vec::new(),
+        }
+    }
+}
+
+/// Marks abstained rows and attaches certified radii.
+fn apply_smoothing(p: &mut Prediction, smoothed: &[Smoothed]) {
+    for (row, s) in p.rows.iter_mut().zip(smoothed) {
+        match (s, &mut *row) {
+            (Smoothed::Abstained, RowPrediction::Class { probabilities, .. }) => {
+                let probabilities = std::mem::take(probabilities);
+                *row = RowPrediction::Abstained { probabilities };
+            }
+            (
+                Smoothed::Answered {
+                    certified_radius: r,
+                },
+                RowPrediction::Class {
+                    certified_radius, ..
+                },
+            ) => *certified_radius = *r,
+            _ => {}
         }
     }
 }
@@ -532,6 +625,7 @@ fn to_prediction(o: &Output) -> Option<Prediction> {
                         best,
                         confidence,
                         review_id: None,
+                        certified_radius: None,
                     }
                 })
                 .collect();

@@ -15,6 +15,15 @@ pub enum RowPrediction {
         confidence: f32,
         /// Set by the confidence gate: the id under which the row waits for human review.
         review_id: Option<String>,
+        /// Randomized smoothing in CERTIFY mode: the L2 radius within which the smoothed classifier's answer
+        /// is constant (with probability 1 − α). Shown only to callers granted `output:certificate`.
+        certified_radius: Option<f64>,
+    },
+    /// Randomized smoothing abstained: the noisy votes were too close to name a class at level α. An answer,
+    /// not a refusal: the caller learns that the model will not commit on this input.
+    Abstained {
+        /// The smoothed vote fractions (never sent; kept for the audit and the review queue).
+        probabilities: Vec<f32>,
     },
     /// A regressor's row.
     Value {
@@ -61,7 +70,11 @@ pub enum RowAnswer {
         /// granted `output:full`), so it reveals nothing `top` does not. Empty otherwise. OIP v2 answers carry
         /// it as the `probabilities` output, which is what a Rampart in proxy mode in front of this one reads.
         probabilities: Vec<f64>,
+        /// The certified L2 radius (smoothing in CERTIFY mode, callers granted `output:certificate` only).
+        certified_radius: Option<f64>,
     },
+    /// Randomized smoothing abstained on this row (`{"result": "abstain"}`).
+    Abstain,
     /// A regressor's rounded outputs.
     Value(Vec<f64>),
     /// The gate withheld the answer: it waits for review.

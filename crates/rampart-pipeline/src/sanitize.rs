@@ -1,15 +1,19 @@
 //! Output sanitization: what of the model's answer may leave. Probabilities are rounded (full-precision scores
 //! make model extraction and membership inference cheaper), only the top k classes are named, and label-only
-//! mode drops scores altogether. Perturbing the scores themselves (reverse sigmoid) is
-//! [`crate::reverse_sigmoid`], applied before this rounding.
+//! mode drops scores altogether. Perturbing the scores themselves (reverse sigmoid,
+//! [`crate::reverse_sigmoid`]) is `reverse_sigmoid = { beta, gamma }` here, applied before the rounding.
+//!
+//! None of this certifies anything: it raises the cost of model extraction and of gradient estimation from
+//! returned scores. Randomized smoothing (CERTIFY mode) is what gives a guarantee.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::prediction::{Answer, Prediction, RowAnswer, RowPrediction};
+use crate::reverse_sigmoid::ReverseSigmoid;
 
-/// `[models.output]`.
+/// `[models.output]`, and each entry of `[models.output_by_role]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -22,6 +26,11 @@ pub struct Config {
     /// Send the label only, no confidence. Default false.
     #[serde(default)]
     pub label_only: bool,
+    /// `reverse_sigmoid = { beta = 0.5, gamma = 1.0 }`: perturb the probabilities (Lee et al. 2019) before
+    /// they are rounded, so that scores harvested for extraction or finite-difference gradients mislead.
+    /// Default: off.
+    #[serde(default)]
+    pub reverse_sigmoid: Option<ReverseSigmoid>,
 }
 
 fn default_decimals() -> u8 {
@@ -38,6 +47,7 @@ impl Default for Config {
             decimals: default_decimals(),
             top_k: default_top_k(),
             label_only: false,
+            reverse_sigmoid: None,
         }
     }
 }
@@ -48,6 +58,7 @@ pub struct Sanitizer {
     scale: f64,
     top_k: usize,
     label_only: bool,
+    reverse_sigmoid: Option<ReverseSigmoid>,
     labels: Vec<Arc<str>>,
 }
 
@@ -58,6 +69,7 @@ impl Sanitizer {
             scale: 10f64.powi(i32::from(config.decimals.min(9))),
             top_k: config.top_k.max(1),
             label_only: config.label_only,
+            reverse_sigmoid: config.reverse_sigmoid,
             labels,
         }
     }
@@ -73,8 +85,9 @@ impl Sanitizer {
         }
     }
 
-    /// Renders the answer that may leave.
-    pub fn sanitize(&self, p: &Prediction) -> Answer {
+    /// Renders the answer that may leave; certified radii only when `certificate` (the caller holds
+    /// `output:certificate`).
+    pub fn sanitize(&self, p: &Prediction, certificate: bool) -> Answer {
         let rows = p
             .rows
             .iter()
@@ -85,20 +98,40 @@ impl Sanitizer {
                 } => RowAnswer::Uncertain {
                     review_id: id.clone(),
                 },
+                RowPrediction::Abstained { .. } => RowAnswer::Abstain,
                 RowPrediction::Class {
                     probabilities,
                     best,
                     confidence,
                     review_id: None,
+                    certified_radius,
                 } => {
+                    let certified_radius = certified_radius.filter(|_| certificate);
+                    let label_only = RowAnswer::Label {
+                        label: self.label(*best),
+                        confidence: None,
+                        top: Vec::new(),
+                        probabilities: Vec::new(),
+                        certified_radius,
+                    };
                     if self.label_only {
-                        return RowAnswer::Label {
-                            label: self.label(*best),
-                            confidence: None,
-                            top: Vec::new(),
-                            probabilities: Vec::new(),
-                        };
+                        return label_only;
                     }
+                    let perturbed;
+                    let (probabilities, confidence) = match &self.reverse_sigmoid {
+                        Some(rs) => {
+                            let mut p = probabilities.clone();
+                            // A row the perturbation cannot take (non-finite) leaves as a label: its
+                            // unperturbed scores must not.
+                            if rs.apply(&mut p).is_err() {
+                                return label_only;
+                            }
+                            let c = p.get(*best).copied().unwrap_or(*confidence);
+                            perturbed = p;
+                            (&perturbed, c)
+                        }
+                        None => (probabilities, *confidence),
+                    };
                     let top = if self.top_k > 1 {
                         let mut idx: Vec<usize> = (0..probabilities.len()).collect();
                         idx.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
@@ -116,9 +149,10 @@ impl Sanitizer {
                     };
                     RowAnswer::Label {
                         label: self.label(*best),
-                        confidence: Some(self.round(*confidence)),
+                        confidence: Some(self.round(confidence)),
                         top,
                         probabilities: all,
+                        certified_radius,
                     }
                 }
                 RowPrediction::Value { values } => {
@@ -129,3 +163,6 @@ impl Sanitizer {
         Answer { rows }
     }
 }
+
+#[cfg(test)]
+mod tests;

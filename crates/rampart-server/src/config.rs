@@ -66,7 +66,8 @@ pub struct RawConfig {
     /// `[alerts]`.
     #[serde(default)]
     pub alerts: AlertsConfig,
-    /// `[roles]`: role name → permissions (`predict:<model>`, `predict:*`, `output:full`, `admin:models`,
+    /// `[roles]`: role name → permissions (`predict:<model>`, `predict:*`, `output:full`,
+    /// `output:certificate`, `admin:models`,
     /// `admin:deploy`, `admin:review`, `admin:identities`, `admin:incidents`, `admin:audit`, `admin:metrics`,
     /// `admin:*`). When the section is
     /// absent the built-in roles apply (see [`crate::rbac::Roles::builtin`]): `predictor = ["predict:*"]`,
@@ -140,6 +141,18 @@ pub struct ServerConfig {
     /// always verified, whatever `require_signatures` says.
     #[serde(default)]
     pub model_public_key_file: Option<PathBuf>,
+    /// Hardened model calls (smoothing, ensembles, feature squeezing) running at once, each on a blocking
+    /// thread. Default: the number of CPUs — they are CPU-bound, more would only share the cores.
+    #[serde(default)]
+    pub hardening_workers: Option<usize>,
+    /// Hardened model calls waiting for a worker; beyond it a request gets 503 `overloaded` at once, so a
+    /// flood of smoothed requests cannot pile up. Default 64.
+    #[serde(default = "default_hardening_queue")]
+    pub hardening_queue: usize,
+}
+
+fn default_hardening_queue() -> usize {
+    64
 }
 
 /// `[server] tls`.
@@ -194,6 +207,8 @@ impl Default for ServerConfig {
             max_connections: default_max_connections(),
             require_signatures: true,
             model_public_key_file: None,
+            hardening_workers: None,
+            hardening_queue: default_hardening_queue(),
         }
     }
 }
@@ -462,9 +477,27 @@ pub struct ModelConfig {
     /// `confidence = { min = 0.5 }`.
     #[serde(default)]
     pub confidence: confidence::Config,
-    /// `output = { decimals = 2, top_k = 1, label_only = false }`.
+    /// `output = { decimals = 2, top_k = 1, label_only = false, reverse_sigmoid = { beta = 0.5, gamma = 1.0 } }`.
     #[serde(default)]
     pub output: sanitize::Config,
+    /// `output_by_role = { analyst = { decimals = 4, top_k = 3 }, public = { label_only = true } }`: the output
+    /// shaping of callers holding a role, in place of `output` (same keys). A caller with several roles gets
+    /// the entry of the first of its roles that has one; `output:full` overrides both. Default: none.
+    #[serde(default)]
+    pub output_by_role: BTreeMap<String, sanitize::Config>,
+    /// `smoothing = { sigma = 0.25, n0 = 100, n = 1000, alpha = 0.001, mode = "predict", seed = 7 }`:
+    /// answer with randomized smoothing (see [`crate::harden::SmoothingConfig`]). Default: off.
+    #[serde(default)]
+    pub smoothing: Option<crate::harden::SmoothingConfig>,
+    /// `ensemble = { members = ["a.onnx", "b.onnx"], aggregation = "mean", max_disagreement = 0.5,
+    /// on_disagreement = "reject" }`: serve several classifiers as one, in place of `path` (see
+    /// [`crate::harden::EnsembleConfig`]). Default: none.
+    #[serde(default)]
+    pub ensemble: Option<crate::harden::EnsembleConfig>,
+    /// `adversarial = { mode = "enforce", method = "feature_squeezing", squeezers = ["bit_depth:4"],
+    /// threshold = 0.3 }`: feature squeezing (see [`crate::harden::AdversarialConfig`]). Default: off.
+    #[serde(default)]
+    pub adversarial: Option<crate::harden::AdversarialConfig>,
     /// `monitor = { window = 500, alpha = 0.01, … }`: drift, PRADA, latency and accuracy monitors.
     #[serde(default)]
     pub monitor: crate::monitor::config::ModelMonitorConfig,
@@ -508,6 +541,7 @@ impl ModelConfig {
             anomaly: self.anomaly.clone(),
             confidence: self.confidence.clone(),
             output: self.output.clone(),
+            output_by_role: self.output_by_role.clone(),
         }
     }
 }
@@ -548,6 +582,13 @@ impl RawConfig {
         Self::parse(&text, &base)
     }
 
+    /// `[server] hardening_workers`, or the number of CPUs.
+    pub fn hardening_workers(&self) -> usize {
+        self.server.hardening_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     /// Resolves a path from the file against the config's directory.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
@@ -580,6 +621,9 @@ impl RawConfig {
         }
         if self.server.body_read_timeout_ms == 0 {
             err("server.body_read_timeout_ms".into(), "must be > 0");
+        }
+        if self.server.hardening_workers == Some(0) {
+            err("server.hardening_workers".into(), "must be > 0");
         }
         self.validate_transport(&mut err);
         self.validate_auth(&mut err);
@@ -647,12 +691,21 @@ impl RawConfig {
             if !(0.0..=1.0).contains(&m.confidence.min) {
                 err(at("confidence.min"), "must be between 0 and 1");
             }
-            if m.output.decimals > 9 {
-                err(at("output.decimals"), "must be at most 9");
+            validate_output(&at("output"), &m.output, &mut err);
+            for (role, o) in &m.output_by_role {
+                validate_output(&at(&format!("output_by_role.{role}")), o, &mut err);
+                let known = self.roles.as_ref().map_or_else(
+                    || ["predictor", "anonymous", "admin"].contains(&role.as_str()),
+                    |r| r.contains_key(role),
+                );
+                if !known {
+                    err(
+                        at(&format!("output_by_role.{role}")),
+                        "no such role in [roles] (a misspelt role would leave its callers on the default output)",
+                    );
+                }
             }
-            if m.output.top_k == 0 {
-                err(at("output.top_k"), "must be at least 1");
-            }
+            validate_hardening(i, m, &mut err);
             let needs_baseline = m.anomaly.mode.is_on()
                 || (m.validate.mode.is_on()
                     && m.validate.ranges == validate::RangeSource::Baseline);
@@ -674,6 +727,13 @@ impl RawConfig {
                         "batching is for in-process models; an upstream batches on its own side",
                     );
                 }
+                if m.smoothing.is_some() || m.ensemble.is_some() || m.adversarial.is_some() {
+                    err(
+                        at("batch"),
+                        "a hardened model (smoothing, ensemble, adversarial) already scores its rows in \
+                         batches on the hardening pool: remove batch",
+                    );
+                }
                 for (field, problem) in b.problems() {
                     err(at(&format!("batch.{field}")), problem);
                 }
@@ -687,7 +747,7 @@ impl RawConfig {
         errors
     }
 
-    /// `path`, `registry` or `upstream`, and whether signatures allow a `path`.
+    /// `path`, `registry`, `ensemble` or `upstream`, and whether signatures allow a plain file.
     ///
     /// `require_signatures` does not refuse an `upstream` entry: Rampart never holds an upstream's model bytes,
     /// so it has nothing to verify a signature over — the upstream serves (and should verify) its own models.
@@ -696,6 +756,13 @@ impl RawConfig {
     /// on the path could answer for the model).
     fn validate_source(&self, i: usize, m: &ModelConfig, err: &mut impl FnMut(String, &str)) {
         let at = |field: &str| format!("models[{i}].{field}");
+        if m.upstream.is_some() && m.ensemble.is_some() {
+            err(
+                at("ensemble"),
+                "give exactly one of path, registry, ensemble or upstream",
+            );
+            return;
+        }
         if let Some(u) = &m.upstream {
             let mut errors = Vec::new();
             u.validate(&at("upstream"), &mut errors);
@@ -705,7 +772,7 @@ impl RawConfig {
             if m.path.is_some() || m.registry.is_some() {
                 err(
                     at("upstream"),
-                    "give exactly one of path, registry or upstream",
+                    "give exactly one of path, registry, ensemble or upstream",
                 );
             }
             if m.key_file.is_some() {
@@ -725,6 +792,28 @@ impl RawConfig {
                     at("upstream.url"),
                     "[server] require_signatures is on (the default): an upstream must be https:// so that its \
                      certificate authenticates who answers; or set [server] require_signatures = false",
+                );
+            }
+            return;
+        }
+        if m.ensemble.is_some() {
+            if m.path.is_some() || m.registry.is_some() {
+                err(
+                    at("ensemble"),
+                    "an ensemble entry is served from ensemble.members: remove path and registry",
+                );
+            }
+            if m.key_file.is_some() {
+                err(
+                    at("key_file"),
+                    "ensemble members are plain ONNX files: remove key_file",
+                );
+            }
+            if self.server.require_signatures {
+                err(
+                    at("ensemble"),
+                    "[server] require_signatures is on (the default), and ensemble members are unsigned files: \
+                     set [server] require_signatures = false to serve them",
                 );
             }
             return;
@@ -886,12 +975,75 @@ impl RawConfig {
                         err(
                             format!("roles.{role}"),
                             "unknown permission: use predict:<model>, predict:*, output:full, \
-                             admin:models, admin:deploy, admin:review, admin:identities, admin:incidents, \
+                             output:certificate, admin:models, admin:deploy, admin:review, admin:identities, admin:incidents, \
                              admin:audit, admin:metrics or admin:*",
                         );
                     }
                 }
             }
+        }
+    }
+}
+
+/// `output` and each `output_by_role` entry.
+fn validate_output(at: &str, o: &sanitize::Config, err: &mut impl FnMut(String, &str)) {
+    if o.decimals > 9 {
+        err(format!("{at}.decimals"), "must be at most 9");
+    }
+    if o.top_k == 0 {
+        err(format!("{at}.top_k"), "must be at least 1");
+    }
+    if let Some(rs) = &o.reverse_sigmoid {
+        if let Err(e) = rampart_pipeline::reverse_sigmoid::ReverseSigmoid::new(rs.beta, rs.gamma) {
+            let field = match e {
+                rampart_pipeline::reverse_sigmoid::ReverseSigmoidError::Gamma => "gamma",
+                _ => "beta",
+            };
+            err(format!("{at}.reverse_sigmoid.{field}"), &e.to_string());
+        }
+    }
+}
+
+/// `smoothing`, `ensemble` and `adversarial`: what can be checked without loading the model.
+fn validate_hardening(i: usize, m: &ModelConfig, err: &mut impl FnMut(String, &str)) {
+    let at = |field: &str| format!("models[{i}].{field}");
+    if let Some(s) = &m.smoothing {
+        if let Err(e) = rampart_model::harden::smoothing::Smoother::new(s.params()) {
+            let field = match &e {
+                rampart_model::harden::smoothing::SmoothingError::InvalidParam {
+                    field, ..
+                } => field,
+                _ => "sigma",
+            };
+            err(at(&format!("smoothing.{field}")), &e.to_string());
+        }
+    }
+    if let Some(e) = &m.ensemble {
+        if e.members.len() < 2 {
+            err(
+                at("ensemble.members"),
+                "an ensemble needs at least two members",
+            );
+        }
+        if !(0.0..=2.0).contains(&e.max_disagreement) {
+            err(
+                at("ensemble.max_disagreement"),
+                "must be in [0, 2] (an L1 distance between probability vectors)",
+            );
+        }
+    }
+    if let Some(a) = &m.adversarial {
+        if a.squeezers.is_empty() {
+            err(
+                at("adversarial.squeezers"),
+                "name at least one squeezer: bit_depth:B, round:D, median:S or median:S:HxW",
+            );
+        }
+        if !(a.threshold.is_finite() && a.threshold >= 0.0) {
+            err(
+                at("adversarial.threshold"),
+                "must be finite and >= 0 (rampart profile --squeezers computes it)",
+            );
         }
     }
 }

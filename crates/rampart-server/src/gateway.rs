@@ -23,6 +23,7 @@ use crate::access::{spawn_keys_reloader, Blocklist};
 use crate::alerts::{Alert, AlertCounters, AlertSink, AlertSinks};
 use crate::auth::{Authenticator, KeyStore, KeysFile, Peer};
 use crate::config::{OnFailure, RawConfig};
+use crate::harden::{BlockingPool, EnsembleBackend};
 use crate::jwt::JwtVerifier;
 use crate::metrics::{Metrics, ModelMetrics, UpstreamMetrics, UNKNOWN_MODEL};
 use crate::rbac::{AdminArea, Grants, Roles};
@@ -181,34 +182,39 @@ impl Gateway {
         })?;
 
         let metrics = Metrics::new();
+        // One pool for every model's hardened calls: they share the CPUs.
+        let pool = Arc::new(BlockingPool::new(
+            cfg.hardening_workers(),
+            cfg.server.hardening_queue,
+        ));
         let mut models = HashMap::new();
+        // Proxy mode: each upstream's breaker raises alerts once the alert bus exists.
+        let mut upstreams = Vec::new();
         for (index, m) in cfg.models.iter().enumerate() {
             let loaded = if m.upstream.is_some() {
-                load_upstream(cfg, index, metrics.for_upstream(&m.name)).await?
+                load_upstream(cfg, index, metrics.for_upstream(&m.name), &pool).await?
             } else {
-                load_model(cfg, index)?
+                load_model(cfg, index, &pool)?
             };
-            let runner = match &loaded.upstream {
-                Some(u) => Runner::Upstream(Arc::clone(u)),
-                None => Runner::new(loaded.pipeline.backend(), m.batch).map_err(|e| {
-                    StartError::Model {
-                        index,
-                        name: m.name.clone(),
-                        message: format!("cannot start the batching thread: {e}"),
-                    }
-                })?,
-            };
+            if let Some(u) = &loaded.upstream {
+                upstreams.push(Arc::clone(u));
+            }
             let served = ServedModel {
                 name: m.name.clone(),
                 version: loaded.version,
                 info: loaded.info,
-                runner,
+                runner: loaded.runner,
                 pipeline: loaded.pipeline,
                 metrics: metrics.for_model(&m.name),
             };
             models.insert(
                 m.name.clone(),
-                Arc::new(ModelSlot::new(served, loaded.source, m.clone())),
+                Arc::new(ModelSlot::new(
+                    served,
+                    loaded.source,
+                    m.clone(),
+                    Arc::clone(&pool),
+                )),
             );
         }
         let follows_registry = cfg.models.iter().any(|m| m.registry.is_some());
@@ -268,10 +274,8 @@ impl Gateway {
         .await
         .map_err(|e| StartError::File(format!("alerts file {}: {e}", alerts_path.display())))?;
         // Upstreams raise `upstream_down` / `upstream_recovered` from their breakers.
-        for slot in models.values() {
-            if let Runner::Upstream(u) = &slot.current().runner {
-                u.set_alerts(alerts.clone());
-            }
+        for u in &upstreams {
+            u.set_alerts(alerts.clone());
         }
         let shared_state = crate::shared_state::SharedState::from_config(
             &cfg.state,
@@ -398,6 +402,8 @@ const REGISTRY_POLL: Duration = Duration::from_secs(1);
 pub(crate) struct Loaded {
     pub(crate) info: ModelInfo,
     pub(crate) pipeline: Pipeline,
+    /// How requests call it: inline, or hardened on the blocking pool.
+    pub(crate) runner: Runner,
     /// The configured version, or the registry's active one.
     pub(crate) version: String,
     pub(crate) source: Source,
@@ -407,7 +413,11 @@ pub(crate) struct Loaded {
 
 /// Loads `models[index]`: its ONNX file, its baseline, and its pipeline — from the registry's active version,
 /// verified, for a registry entry.
-pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartError> {
+pub(crate) fn load_model(
+    cfg: &RawConfig,
+    index: usize,
+    pool: &Arc<BlockingPool>,
+) -> Result<Loaded, StartError> {
     let Some(m) = cfg.models.get(index) else {
         return Err(StartError::Config(format!(
             "models[{index}] does not exist"
@@ -422,7 +432,7 @@ pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartE
         check_training_data(cfg, td).map_err(fail)?;
     }
     if let Some(root) = &m.registry {
-        return load_from_registry(cfg, m, &cfg.resolve(root)).map_err(fail);
+        return load_from_registry(cfg, m, &cfg.resolve(root), pool).map_err(fail);
     }
     if m.upstream.is_some() {
         // `check-config` builds outside any runtime: the metadata request gets one of its own, on a thread
@@ -433,38 +443,55 @@ pub(crate) fn load_model(cfg: &RawConfig, index: usize) -> Result<Loaded, StartE
                     .enable_all()
                     .build()
                     .map_err(|e| fail(format!("cannot start a runtime: {e}")))?;
-                rt.block_on(load_upstream(cfg, index, UpstreamMetrics::detached()))
+                rt.block_on(load_upstream(cfg, index, UpstreamMetrics::detached(), pool))
             })
             .join()
             .unwrap_or_else(|_| Err(fail("loading the upstream failed".to_owned())))
         });
     }
-    let Some(path) = &m.path else {
-        return Err(fail("give path or registry".to_owned()));
-    };
-    let path = cfg.resolve(path);
-    let backend = match &m.key_file {
-        Some(key_file) => load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?,
-        None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
+    let (backend, ensemble, file): (Arc<dyn Backend>, _, _) = match (&m.path, &m.ensemble) {
+        (Some(path), None) => {
+            let path = cfg.resolve(path);
+            let backend = match &m.key_file {
+                Some(key_file) => {
+                    load_encrypted_model(&path, &cfg.resolve(key_file)).map_err(fail)?
+                }
+                None => TractModel::load(&path).map_err(|e| fail(e.to_string()))?,
+            };
+            (Arc::new(backend), None, path.display().to_string())
+        }
+        (None, Some(e)) => {
+            let ensemble = Arc::new(load_ensemble(cfg, m, e).map_err(fail)?);
+            let files = e
+                .members
+                .iter()
+                .map(|p| cfg.resolve(p).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            (ensemble.clone(), Some(ensemble), files)
+        }
+        _ => return Err(fail("give path, ensemble or registry".to_owned())),
     };
     let baseline = match &m.baseline {
         Some(p) => Some(Arc::new(load_baseline(&cfg.resolve(p)).map_err(fail)?)),
         None => None,
     };
     let info = backend.info().clone();
-    let backend: Arc<dyn Backend> = Arc::new(backend);
     let pipeline = Pipeline::build(&m.pipeline(), backend, baseline, &m.labels)
+        .map_err(|e| fail(e.to_string()))?;
+    let runner = Runner::for_model(m, pipeline.backend(), ensemble, pool)
         .map_err(|e| fail(e.to_string()))?;
     tracing::info!(
         model = %m.name,
         version = %m.version(),
-        file = %path.display(),
+        file = %file,
         width = info.width,
         "model loaded"
     );
     Ok(Loaded {
         info,
         pipeline,
+        runner,
         version: m.version().to_owned(),
         source: Source::File,
         upstream: None,
@@ -477,6 +504,7 @@ pub(crate) async fn load_upstream(
     cfg: &RawConfig,
     index: usize,
     metrics: UpstreamMetrics,
+    pool: &Arc<BlockingPool>,
 ) -> Result<Loaded, StartError> {
     let Some(m) = cfg.models.get(index) else {
         return Err(StartError::Config(format!(
@@ -514,6 +542,7 @@ pub(crate) async fn load_upstream(
     let backend: Arc<dyn Backend> = upstream.clone();
     let pipeline = Pipeline::build(&m.pipeline(), backend, baseline.map(|(_, b)| b), &m.labels)
         .map_err(|e| fail(e.to_string()))?;
+    let runner = Runner::for_upstream(m, &upstream, pool).map_err(fail)?;
     tracing::info!(
         model = %m.name,
         version = %m.version(),
@@ -524,6 +553,7 @@ pub(crate) async fn load_upstream(
     Ok(Loaded {
         info,
         pipeline,
+        runner,
         version: m.version().to_owned(),
         source: Source::Upstream,
         upstream: Some(upstream),
@@ -536,6 +566,7 @@ fn load_from_registry(
     cfg: &RawConfig,
     m: &crate::config::ModelConfig,
     root: &std::path::Path,
+    pool: &Arc<BlockingPool>,
 ) -> Result<Loaded, String> {
     let Some(key_file) = &cfg.server.model_public_key_file else {
         return Err("[server] model_public_key_file is required for a registry entry".to_owned());
@@ -549,6 +580,7 @@ fn load_from_registry(
         .active_verified(&name, &key)
         .map_err(|e| e.to_string())?;
     let (info, pipeline) = crate::swap::load_verified(m, &verified)?;
+    let runner = Runner::for_model(m, pipeline.backend(), None, pool).map_err(|e| e.to_string())?;
     tracing::info!(
         model = %m.name,
         version = %verified.version(),
@@ -560,6 +592,7 @@ fn load_from_registry(
     Ok(Loaded {
         info,
         pipeline,
+        runner,
         version: verified.version().as_str().to_owned(),
         source: Source::Registry {
             registry,
@@ -568,6 +601,22 @@ fn load_from_registry(
         },
         upstream: None,
     })
+}
+
+/// Loads an ensemble's members and checks they fit together (same width, same classes).
+fn load_ensemble(
+    cfg: &RawConfig,
+    m: &crate::config::ModelConfig,
+    e: &crate::harden::EnsembleConfig,
+) -> Result<EnsembleBackend, String> {
+    let mut members: Vec<(String, Arc<dyn Backend>)> = Vec::with_capacity(e.members.len());
+    for (i, p) in e.members.iter().enumerate() {
+        let path = cfg.resolve(p);
+        let model = TractModel::load(&path)
+            .map_err(|err| format!("ensemble.members[{i}] ({}): {err}", path.display()))?;
+        members.push((path.display().to_string(), Arc::new(model)));
+    }
+    EnsembleBackend::new(&m.name, members, e.aggregation).map_err(|err| err.to_string())
 }
 
 /// Decrypts an encrypted model in memory (never to disk) and loads it. The plaintext is held in a
@@ -1060,6 +1109,7 @@ impl Shared {
             model: &model.name,
             protocol,
             full_output: grants.output_full(),
+            certificate: grants.output_certificate(),
         };
 
         // Admit: rate limit.
@@ -1195,7 +1245,10 @@ impl Shared {
             Outcome::Rejected(r) => {
                 m.request(r.reason.as_str());
                 m.rejection(r.guard.as_str(), r.reason);
-                let alert = matches!(r.reason, Reason::AnomalousInput | Reason::ModelUnavailable);
+                let alert = matches!(
+                    r.reason,
+                    Reason::AnomalousInput | Reason::AdversarialInput | Reason::ModelUnavailable
+                );
                 (
                     r.reason.status(),
                     respond::error_body(r, request_id),

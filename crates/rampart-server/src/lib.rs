@@ -27,6 +27,7 @@ pub mod batch;
 pub mod config;
 mod drain;
 mod gateway;
+pub mod harden;
 pub mod incidents;
 pub mod jwt;
 pub mod listen;
@@ -60,8 +61,9 @@ pub use reload::Reloaded;
 /// Loads every model, baseline and pipeline of a config without serving or writing anything (the "build"
 /// stage of `rampart check-config`); returns every problem.
 pub fn check_build(cfg: &config::RawConfig) -> Vec<String> {
+    let pool = std::sync::Arc::new(harden::BlockingPool::new(1, 0));
     let mut problems: Vec<String> = (0..cfg.models.len())
-        .filter_map(|i| gateway::load_model(cfg, i).err())
+        .filter_map(|i| gateway::load_model(cfg, i, &pool).err())
         .map(|e| e.to_string())
         .collect();
     // The files `serve` would refuse to start with: certificates, the TLS key, the JWKS.

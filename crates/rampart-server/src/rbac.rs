@@ -3,7 +3,8 @@
 //! learn whether it exists (403 `forbidden` either way).
 //!
 //! Permissions: `predict:<model>`, `predict:*`, `output:full` (full class probabilities instead of the
-//! model's configured sanitization), `admin:models`, `admin:deploy` (activate and roll back model versions),
+//! model's configured sanitization), `output:certificate` (randomized smoothing's certified radius, for a
+//! model in CERTIFY mode), `admin:models`, `admin:deploy` (activate and roll back model versions),
 //! `admin:review`, `admin:identities`, `admin:incidents`, `admin:audit`, `admin:metrics` and `admin:*`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -38,6 +39,8 @@ pub enum Permission {
     Predict(Option<String>),
     /// `output:full`.
     OutputFull,
+    /// `output:certificate`.
+    OutputCertificate,
     /// `admin:<area>`, or `admin:*` (`None`).
     Admin(Option<AdminArea>),
 }
@@ -50,6 +53,7 @@ impl Permission {
             ("predict", "*") => Some(Self::Predict(None)),
             ("predict", m) if !m.is_empty() => Some(Self::Predict(Some(m.to_owned()))),
             ("output", "full") => Some(Self::OutputFull),
+            ("output", "certificate") => Some(Self::OutputCertificate),
             ("admin", "*") => Some(Self::Admin(None)),
             ("admin", "models") => Some(Self::Admin(Some(AdminArea::Models))),
             ("admin", "review") => Some(Self::Admin(Some(AdminArea::Review))),
@@ -75,6 +79,7 @@ pub struct Grants {
     predict_all: bool,
     predict: HashSet<String>,
     output_full: bool,
+    output_certificate: bool,
     admin_all: bool,
     admin: HashSet<AdminArea>,
 }
@@ -88,6 +93,11 @@ impl Grants {
     /// Does it see full probabilities?
     pub fn output_full(&self) -> bool {
         self.output_full
+    }
+
+    /// Does it see certified radii?
+    pub fn output_certificate(&self) -> bool {
+        self.output_certificate
     }
 
     /// May it use this admin area?
@@ -139,6 +149,7 @@ impl Roles {
                     g.predict.insert(m.clone());
                 }
                 Permission::OutputFull => g.output_full = true,
+                Permission::OutputCertificate => g.output_certificate = true,
                 Permission::Admin(None) => g.admin_all = true,
                 Permission::Admin(Some(a)) => {
                     g.admin.insert(*a);

@@ -15,12 +15,16 @@ fn v1_row(row: &RowAnswer) -> Value {
             label,
             confidence,
             top,
+            certified_radius,
             ..
         } => {
             let mut m = Map::new();
             m.insert("prediction".into(), Value::String(label.to_string()));
             if let Some(c) = confidence {
                 m.insert("confidence".into(), round_f64(*c));
+            }
+            if let Some(r) = certified_radius {
+                m.insert("certified_radius".into(), round_f64(*r));
             }
             if !top.is_empty() {
                 let top: Vec<Value> = top
@@ -40,6 +44,7 @@ fn v1_row(row: &RowAnswer) -> Value {
             "requires_review": true,
             "review_id": review_id,
         }),
+        RowAnswer::Abstain => json!({ "result": "abstain" }),
     }
 }
 
@@ -61,9 +66,10 @@ pub(crate) fn answer(
 }
 
 /// OIP v2 outputs: `label` (BYTES) and `confidence` (FP32) for classifiers — plus `probabilities` (FP64,
-/// `[rows, classes]`, class order) when the caller may see every class (`output:full`), `requires_review` (BOOL) and
-/// `review_id` (BYTES) when the gate withheld a row, whose label is then `"uncertain"` — or `prediction`
-/// (FP32, `[rows, outputs]`) for regressors.
+/// `[rows, classes]`, class order) when the caller may see every class (`output:full`); `requires_review`
+/// (BOOL) and `review_id` (BYTES) when the gate withheld a row, whose label is then `"uncertain"`; `abstained`
+/// (BOOL) when randomized smoothing abstained on a row, whose label is then `"abstain"`; `certified_radius`
+/// (FP64, null where none) when a row carries one — or `prediction` (FP32, `[rows, outputs]`) for regressors.
 fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Value {
     let n = answer.rows.len();
     let mut outputs = Vec::new();
@@ -89,12 +95,22 @@ fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Val
         let mut confidences = Vec::with_capacity(n);
         let mut review = Vec::with_capacity(n);
         let mut review_ids = Vec::with_capacity(n);
+        let mut abstained = Vec::with_capacity(n);
+        let mut radii = Vec::with_capacity(n);
         let mut any_confidence = false;
         // Every class's probability, in class order, when every row has them (callers granted output:full).
         let mut probabilities: Vec<Value> = Vec::new();
         let mut classes = None;
         let mut all_probabilities = true;
         for row in &answer.rows {
+            abstained.push(Value::Bool(matches!(row, RowAnswer::Abstain)));
+            radii.push(match row {
+                RowAnswer::Label {
+                    certified_radius: Some(r),
+                    ..
+                } => round_f64(*r),
+                _ => Value::Null,
+            });
             match row {
                 RowAnswer::Label {
                     label,
@@ -111,6 +127,13 @@ fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Val
                     labels.push(Value::String(label.to_string()));
                     any_confidence |= confidence.is_some();
                     confidences.push(confidence.map_or(Value::Null, round_f64));
+                    review.push(Value::Bool(false));
+                    review_ids.push(Value::String(String::new()));
+                }
+                RowAnswer::Abstain => {
+                    all_probabilities = false;
+                    labels.push(Value::String("abstain".into()));
+                    confidences.push(Value::Null);
                     review.push(Value::Bool(false));
                     review_ids.push(Value::String(String::new()));
                 }
@@ -141,6 +164,16 @@ fn v2(answer: &Answer, model: &str, version: &str, echo_id: Option<&str>) -> Val
             outputs.push(json!({"name": "requires_review", "datatype": "BOOL", "shape": [n], "data": review}));
             outputs.push(
                 json!({"name": "review_id", "datatype": "BYTES", "shape": [n], "data": review_ids}),
+            );
+        }
+        if abstained.iter().any(|v| v == &Value::Bool(true)) {
+            outputs.push(
+                json!({"name": "abstained", "datatype": "BOOL", "shape": [n], "data": abstained}),
+            );
+        }
+        if radii.iter().any(|v| !v.is_null()) {
+            outputs.push(
+                json!({"name": "certified_radius", "datatype": "FP64", "shape": [n], "data": radii}),
             );
         }
     }

@@ -10,10 +10,13 @@
 use std::sync::Arc;
 
 use rampart_core::{Features, Rejection};
-use rampart_model::{Backend, Output};
-use rampart_pipeline::model_unavailable;
+use rampart_model::Backend;
+use rampart_pipeline::{model_unavailable, ModelAnswer};
 
-use crate::batch::{BatchConfig, Batcher};
+use crate::config::ModelConfig;
+use crate::harden::{BlockingPool, EnsembleBackend, HardenError, HardenSpec, Hardened};
+
+use crate::batch::Batcher;
 
 /// Where one served model's predictions are computed.
 pub(crate) enum Runner {
@@ -25,6 +28,9 @@ pub(crate) enum Runner {
     /// Over the network, on an upstream model server (proxy mode): awaited, so the worker serves other
     /// requests while the upstream thinks. The call's own failures map to their reasons (502, 503, 504).
     Upstream(Arc<crate::upstream::Upstream>),
+    /// Smoothing, an ensemble or feature squeezing around any backend: many model calls per request, all of
+    /// them on a blocking thread behind the gateway's bounded pool (see [`crate::harden`]).
+    Hardened(Arc<Hardened>),
 }
 
 impl Runner {
@@ -33,29 +39,79 @@ impl Runner {
         Runner::Inline(Arc::clone(backend))
     }
 
-    /// The runner a model entry asks for: batched when it has a `batch` table, inline otherwise.
+    /// The runner a `[[models]]` entry asks for: hardened when it configures smoothing, an ensemble or
+    /// feature squeezing; batched when it has a `batch` table; inline otherwise. `ensemble` is the entry's
+    /// ensemble backend (also `backend`).
     ///
     /// # Errors
-    /// When the batching thread cannot be started.
-    pub(crate) fn new(
+    /// The field that does not fit the model, or a batching thread that cannot start.
+    pub(crate) fn for_model(
+        m: &ModelConfig,
         backend: &Arc<dyn Backend>,
-        batch: Option<BatchConfig>,
-    ) -> std::io::Result<Self> {
-        Ok(match batch {
-            Some(c) => Runner::Batched(Batcher::spawn(Arc::clone(backend), c)?),
-            None => Runner::inline(backend),
+        ensemble: Option<Arc<EnsembleBackend>>,
+        pool: &Arc<BlockingPool>,
+    ) -> Result<Self, String> {
+        if let Some(hardened) = Self::hardened(m, backend, ensemble, pool)? {
+            return Ok(hardened);
+        }
+        match m.batch {
+            Some(c) => Batcher::spawn(Arc::clone(backend), c)
+                .map(Runner::Batched)
+                .map_err(|e| format!("cannot start the batching thread: {e}")),
+            None => Ok(Self::inline(backend)),
+        }
+    }
+
+    /// The runner of an `upstream` entry: hardened around the upstream (whose `Backend::predict` the pool
+    /// calls on a blocking thread) when the entry asks for it, the awaited remote call otherwise.
+    ///
+    /// # Errors
+    /// The field that does not fit the model.
+    pub(crate) fn for_upstream(
+        m: &ModelConfig,
+        upstream: &Arc<crate::upstream::Upstream>,
+        pool: &Arc<BlockingPool>,
+    ) -> Result<Self, String> {
+        let backend: Arc<dyn Backend> = upstream.clone();
+        Ok(match Self::hardened(m, &backend, None, pool)? {
+            Some(hardened) => hardened,
+            None => Runner::Upstream(Arc::clone(upstream)),
         })
+    }
+
+    fn hardened(
+        m: &ModelConfig,
+        backend: &Arc<dyn Backend>,
+        ensemble: Option<Arc<EnsembleBackend>>,
+        pool: &Arc<BlockingPool>,
+    ) -> Result<Option<Self>, String> {
+        let spec = HardenSpec {
+            smoothing: m.smoothing.as_ref(),
+            ensemble: match (&m.ensemble, ensemble) {
+                (Some(c), Some(e)) => Some((c, e)),
+                _ => None,
+            },
+            adversarial: m.adversarial.as_ref(),
+        };
+        if !spec.any() {
+            return Ok(None);
+        }
+        let hardened = Hardened::build(Arc::clone(backend), spec, Arc::clone(pool))
+            .map_err(|e: HardenError| e.to_string())?;
+        Ok(Some(Runner::Hardened(Arc::new(hardened))))
     }
 
     /// Scores the validated rows.
     ///
     /// # Errors
     /// The refusal the call ends in: 503 `model_unavailable` when the backend fails; for an upstream, the
-    /// reason its failure maps to ([`crate::upstream::CallError::rejection`]).
-    pub(crate) async fn run(&self, features: &Features) -> Result<Output, Rejection> {
+    /// reason its failure maps to ([`crate::upstream::CallError::rejection`]); for a hardened model also 422
+    /// `adversarial_input`; 503 `overloaded` when a batching queue or the hardening pool is full.
+    pub(crate) async fn run(&self, features: &Features) -> Result<ModelAnswer, Rejection> {
         match self {
             Runner::Inline(backend) => backend
                 .predict(features.as_slice(), features.rows())
+                .map(ModelAnswer::from)
                 .map_err(|e| {
                     tracing::error!(model = %backend.info().name, "model failed: {e}");
                     model_unavailable()
@@ -63,6 +119,7 @@ impl Runner {
             Runner::Batched(batcher) => batcher
                 .predict(features.as_slice(), features.rows())
                 .await
+                .map(ModelAnswer::from)
                 .map_err(|e| {
                     tracing::error!(model = %batcher.name(), "batched model call failed: {e}");
                     e.rejection()
@@ -71,7 +128,9 @@ impl Runner {
             Runner::Upstream(upstream) => upstream
                 .infer(features.as_slice(), features.rows())
                 .await
+                .map(ModelAnswer::from)
                 .map_err(|e| e.rejection()),
+            Runner::Hardened(h) => h.run(features).await,
         }
     }
 }

@@ -28,6 +28,8 @@ use rampart_registry::{
 
 use crate::config::ModelConfig;
 use crate::gateway::ServedModel;
+use crate::harden::BlockingPool;
+use crate::runner::Runner;
 
 /// Where a model's versions come from.
 pub(crate) enum Source {
@@ -52,6 +54,8 @@ pub(crate) struct ModelSlot {
     config: ModelConfig,
     /// One change at a time per model (an admin call, a responder and the registry watcher may race).
     changing: tokio::sync::Mutex<()>,
+    /// The gateway's pool for hardened calls: a new version is hardened as its config says, like the first.
+    pool: Arc<BlockingPool>,
 }
 
 /// What to change to.
@@ -140,12 +144,18 @@ impl From<RegistryError> for SwapError {
 }
 
 impl ModelSlot {
-    pub(crate) fn new(served: ServedModel, source: Source, config: ModelConfig) -> Self {
+    pub(crate) fn new(
+        served: ServedModel,
+        source: Source,
+        config: ModelConfig,
+        pool: Arc<BlockingPool>,
+    ) -> Self {
         Self {
             current: ArcSwap::from_pointee(served),
             source,
             config,
             changing: tokio::sync::Mutex::new(()),
+            pool,
         }
     }
 
@@ -187,6 +197,7 @@ impl ModelSlot {
         let config = self.config.clone();
         let from = old.version.clone();
         let old_for_work = old.clone();
+        let pool = Arc::clone(&self.pool);
         let work = move || -> Result<(ServedModel, Option<HistoryEntry>), SwapError> {
             let target = match &change {
                 Change::Activate(v) => v.clone(),
@@ -206,6 +217,9 @@ impl ModelSlot {
             let (info, mut pipeline) =
                 load_verified(&config, &verified).map_err(SwapError::Failed)?;
             pipeline.share_limiter_of(&old_for_work.pipeline);
+            // Built before the registry is written: a version whose hardening cannot be built is not served.
+            let runner = Runner::for_model(&config, pipeline.backend(), None, &pool)
+                .map_err(|e| SwapError::Failed(e.to_string()))?;
             let entry = match change {
                 Change::Activate(v) => {
                     Some(registry.activate(&name, &v, Trust::Verify(&key), &note)?)
@@ -228,9 +242,7 @@ impl ModelSlot {
                 name: old_for_work.name.clone(),
                 version: target.as_str().to_owned(),
                 info,
-                runner: crate::runner::Runner::new(pipeline.backend(), config.batch).map_err(
-                    |e| SwapError::Failed(format!("cannot start the batching thread: {e}")),
-                )?,
+                runner,
                 pipeline,
                 metrics: old_for_work.metrics.clone(),
             };

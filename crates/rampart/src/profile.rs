@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use rampart_detect::BaselineBuilder as Builder;
+use rampart_model::harden::squeeze::{self, Squeezer};
 use rampart_model::{Backend, ModelKind, TractModel};
 
 /// Bad rows listed before the command gives up listing.
@@ -27,6 +28,16 @@ pub(crate) struct Args {
     /// predicted classes are recorded under these names). Default: the class indices.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
+    /// Feature-squeezing detector threshold: the squeezers (as the config's `adversarial.squeezers`:
+    /// `bit_depth:B`, `round:D`, `median:S`, `median:S:HxW`), comma-separated. Needs `--model`, a
+    /// classifier. Every row is scored and the threshold for `--fpr` is printed on stdout as the config line
+    /// `adversarial = { … }` to paste into the model's entry.
+    #[arg(long, value_delimiter = ',', requires = "model")]
+    squeezers: Vec<String>,
+    /// Target false-positive rate of the squeezing threshold on this (benign) data: the threshold is the
+    /// (1 − fpr) quantile of the rows' scores.
+    #[arg(long, default_value_t = 0.05)]
+    fpr: f64,
     /// Where to write the profile (JSON).
     #[arg(long)]
     out: PathBuf,
@@ -60,6 +71,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         bail!("{}: no feature columns", args.data.display());
     }
+    if !(0.0..=1.0).contains(&args.fpr) {
+        bail!("--fpr must be between 0 and 1");
+    }
     let model = match &args.model {
         Some(path) => {
             let m = TractModel::load(path)?;
@@ -89,6 +103,21 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+
+    let squeezers = match &model {
+        Some(m) => args
+            .squeezers
+            .iter()
+            .map(|spec| {
+                Squeezer::parse(spec, m.info().width).with_context(|| format!("--squeezers {spec}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None if !args.squeezers.is_empty() => {
+            bail!("--squeezers needs a classifier (--model): a regressor has no probabilities to compare")
+        }
+        None => Vec::new(),
+    };
+    let mut scores = Vec::new();
 
     let mut builder = Builder::new(names.iter().map(String::as_str));
     let mut bad = Vec::new();
@@ -136,6 +165,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if let Err(e) = push_prediction(&mut builder, m, &row, &args.labels) {
                 bad.push(format!("line {line}: {e}"));
             }
+            if !squeezers.is_empty() {
+                let x: Vec<f32> = row.iter().map(|v| *v as f32).collect();
+                match squeeze::score(m, &x, &squeezers) {
+                    Ok(s) => scores.push(s),
+                    Err(e) => bad.push(format!("line {line}: feature squeezing: {e}")),
+                }
+            }
         }
         if let Some(li) = label_index {
             let label = record.get(li).unwrap_or("");
@@ -164,6 +200,25 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         baseline.count(),
         baseline.width()
     );
+    if !squeezers.is_empty() {
+        let threshold = squeeze::threshold(&scores, args.fpr)?;
+        let above = scores.iter().filter(|s| **s > threshold).count();
+        eprintln!(
+            "feature squeezing: threshold {threshold:.6} at fpr {} ({above} of {} rows above it)",
+            args.fpr,
+            scores.len()
+        );
+        let list = args
+            .squeezers
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // The config line itself, on stdout: machine output, ready to paste into the model's entry.
+        println!(
+            "adversarial = {{ mode = \"enforce\", method = \"feature_squeezing\", squeezers = [{list}], threshold = {threshold:.6} }}"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -214,6 +214,9 @@ pub struct Certificate {
     pub pa_lower: f64,
     /// Certified L2 radius σ·Φ⁻¹(`pa_lower`); `None` on abstention.
     pub radius: Option<f64>,
+    /// Votes per class over the n estimation samples (`counts[top] == n_a`), for callers that report the
+    /// smoothed class probabilities beside the certificate.
+    pub counts: Vec<u64>,
 }
 
 /// PREDICT's decision from its counts (the two largest class counts `n_a ≥ n_b`): the p-value and
@@ -335,6 +338,7 @@ impl Smoother {
             n,
             pa_lower,
             radius,
+            counts: estimation,
         })
     }
 

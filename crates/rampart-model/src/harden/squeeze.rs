@@ -81,6 +81,79 @@ pub enum SqueezeError {
 }
 
 impl Squeezer {
+    /// Parses the config and command-line form of a squeezer for a model taking `width` features:
+    /// `bit_depth:B`, `round:D`, `median:S` (a square image of `width` pixels) or `median:S:HxW`.
+    ///
+    /// # Errors
+    /// [`SqueezeError::InvalidSqueezer`] naming the squeezer and what is wrong: an unknown name, a
+    /// parameter that is not a number or is out of range, or a median whose image does not have `width`
+    /// pixels.
+    pub fn parse(spec: &str, width: usize) -> Result<Self, SqueezeError> {
+        let bad = |squeezer, reason| Err(SqueezeError::InvalidSqueezer { squeezer, reason });
+        let mut parts = spec.split(':');
+        let name = parts.next().unwrap_or("");
+        let param = parts.next();
+        let shape = parts.next();
+        if parts.next().is_some() {
+            return bad("spec", "too many ':' parts");
+        }
+        let squeezer = match (name, param, shape) {
+            ("bit_depth", Some(b), None) => match b.parse::<u8>() {
+                Ok(bits) => Squeezer::BitDepth { bits },
+                Err(_) => return bad("bit_depth", "write bit_depth:B with B in 1..=16"),
+            },
+            ("round", Some(d), None) => match d.parse::<u8>() {
+                Ok(decimals) => Squeezer::Round { decimals },
+                Err(_) => return bad("round", "write round:D with D in 0..=9"),
+            },
+            ("median", Some(s), shape) => {
+                let Ok(size) = s.parse::<usize>() else {
+                    return bad("median", "write median:S or median:S:HxW with S 2 or 3");
+                };
+                let (height, w) = match shape {
+                    Some(hw) => {
+                        let dims = hw
+                            .split_once('x')
+                            .and_then(|(h, w)| Some((h.parse().ok()?, w.parse().ok()?)));
+                        match dims {
+                            Some(d) => d,
+                            None => return bad("median", "the image shape must read HxW"),
+                        }
+                    }
+                    None => {
+                        // A square image: the side is the exact integer square root of the width.
+                        let side = (width as f64).sqrt().round() as usize;
+                        if side * side != width {
+                            return bad(
+                                "median",
+                                "the model's width is not a square: give the image shape, median:S:HxW",
+                            );
+                        }
+                        (side, side)
+                    }
+                };
+                if height.saturating_mul(w) != width {
+                    return bad("median", "the image shape does not have the model's width");
+                }
+                Squeezer::Median {
+                    height,
+                    width: w,
+                    size,
+                }
+            }
+            _ => {
+                return bad(
+                    "spec",
+                    "unknown squeezer: use bit_depth:B, round:D, median:S or median:S:HxW",
+                )
+            }
+        };
+        // Range checks are `apply`'s: run it once on a zero row so a bad parameter fails here, at start-up.
+        let mut out = Vec::new();
+        squeezer.apply(&vec![0.0; width], &mut out)?;
+        Ok(squeezer)
+    }
+
     /// Squeezes `x` into `out` (cleared first).
     ///
     /// # Errors

@@ -304,7 +304,7 @@ impl Monitor {
                         RowPrediction::Class {
                             best, confidence, ..
                         } => Some((*best, *confidence)),
-                        RowPrediction::Value { .. } => None,
+                        RowPrediction::Value { .. } | RowPrediction::Abstained { .. } => None,
                     })
                     .collect()
             })

@@ -45,3 +45,21 @@ fn permissions_parse_strictly() {
         assert_eq!(Permission::parse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn output_certificate_is_its_own_grant() {
+    // See: issue 9. The certified radius is opt-in, and output:full does not imply it.
+    assert_eq!(
+        Permission::parse("output:certificate"),
+        Some(Permission::OutputCertificate)
+    );
+    let mut table = BTreeMap::new();
+    table.insert("full".to_owned(), vec!["output:full".to_owned()]);
+    table.insert("cert".to_owned(), vec!["output:certificate".to_owned()]);
+    let roles = Roles::from_config(Some(&table));
+    assert!(!roles.grants(&who(&["full"])).output_certificate());
+    assert!(roles.grants(&who(&["cert"])).output_certificate());
+    assert!(!Roles::builtin()
+        .grants(&who(&["predictor"]))
+        .output_certificate());
+}

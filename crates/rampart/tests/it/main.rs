@@ -8,6 +8,7 @@ mod cli;
 mod data;
 mod deploy;
 mod forensics;
+mod hardening;
 mod hostile_input;
 mod identity;
 mod incident;

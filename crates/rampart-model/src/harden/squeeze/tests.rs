@@ -174,3 +174,53 @@ fn threshold_is_the_benign_quantile() {
     assert!(threshold(&scores, 1.5).is_err());
     assert!(threshold(&scores, f64::NAN).is_err());
 }
+
+#[test]
+fn parses_the_config_form() {
+    assert_eq!(
+        Squeezer::parse("bit_depth:4", 64).unwrap(),
+        Squeezer::BitDepth { bits: 4 }
+    );
+    assert_eq!(
+        Squeezer::parse("round:1", 30).unwrap(),
+        Squeezer::Round { decimals: 1 }
+    );
+    assert_eq!(
+        Squeezer::parse("median:2", 64).unwrap(),
+        Squeezer::Median {
+            height: 8,
+            width: 8,
+            size: 2
+        }
+    );
+    assert_eq!(
+        Squeezer::parse("median:3:2x3", 6).unwrap(),
+        Squeezer::Median {
+            height: 2,
+            width: 3,
+            size: 3
+        }
+    );
+    for bad in [
+        "",
+        "blur:2",
+        "bit_depth",
+        "bit_depth:0",
+        "bit_depth:x",
+        "round:10",
+        "median:2",
+        "median:4:2x3",
+        "median:2:3x3",
+        "median:2:3y2",
+        "round:1:2",
+        "round:1:2:3",
+    ] {
+        assert!(
+            matches!(
+                Squeezer::parse(bad, 6),
+                Err(SqueezeError::InvalidSqueezer { .. }) | Err(SqueezeError::WrongWidth { .. })
+            ),
+            "{bad}"
+        );
+    }
+}
