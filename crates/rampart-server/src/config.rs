@@ -501,8 +501,8 @@ pub struct ModelConfig {
     /// `monitor = { window = 500, alpha = 0.01, … }`: drift, PRADA, latency and accuracy monitors.
     #[serde(default)]
     pub monitor: crate::monitor::config::ModelMonitorConfig,
-    /// Dynamic batching: `{ max_batch = 32, max_delay_us = 200 }`. Default: off, each request calls the model
-    /// on its own (see `crate::batch` for when batching pays).
+    /// Dynamic batching: `{ max_batch = 32, max_delay_us = 0, queue = 1024 }` (the default for an in-process
+    /// model; `max_batch = 1` turns it off). See `crate::batch` for when it pays.
     #[serde(default)]
     pub batch: Option<crate::batch::BatchConfig>,
 }

@@ -1103,6 +1103,9 @@ impl Shared {
                 );
             }
         };
+        // In flight from here to the answer: the batcher scores a request alone at once, and batches only
+        // requests that overlap.
+        let _in_flight = model.runner.track();
         let cx = RequestCx {
             request_id: &request_id,
             identity: &identity,

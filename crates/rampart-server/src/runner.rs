@@ -40,7 +40,7 @@ impl Runner {
     }
 
     /// The runner a `[[models]]` entry asks for: hardened when it configures smoothing, an ensemble or
-    /// feature squeezing; batched when it has a `batch` table; inline otherwise. `ensemble` is the entry's
+    /// feature squeezing; otherwise batched (the default) unless `batch.max_batch = 1`. `ensemble` is the entry's
     /// ensemble backend (also `backend`).
     ///
     /// # Errors
@@ -54,11 +54,11 @@ impl Runner {
         if let Some(hardened) = Self::hardened(m, backend, ensemble, pool)? {
             return Ok(hardened);
         }
-        match m.batch {
-            Some(c) => Batcher::spawn(Arc::clone(backend), c)
+        match m.batch.unwrap_or_default() {
+            c if c.max_batch > 1 => Batcher::spawn(Arc::clone(backend), c)
                 .map(Runner::Batched)
                 .map_err(|e| format!("cannot start the batching thread: {e}")),
-            None => Ok(Self::inline(backend)),
+            _ => Ok(Self::inline(backend)),
         }
     }
 
@@ -99,6 +99,15 @@ impl Runner {
         let hardened = Hardened::build(Arc::clone(backend), spec, Arc::clone(pool))
             .map_err(|e: HardenError| e.to_string())?;
         Ok(Some(Runner::Hardened(Arc::new(hardened))))
+    }
+
+    /// For a batched model, counts the request as in flight until the guard drops (see
+    /// [`Batcher::track`]); `None` for every other runner.
+    pub(crate) fn track(&self) -> Option<crate::batch::InFlight<'_>> {
+        match self {
+            Runner::Batched(b) => Some(b.track()),
+            _ => None,
+        }
     }
 
     /// Scores the validated rows.

@@ -158,7 +158,7 @@ async fn batched_answers_equal_unbatched_ones() {
 
 #[tokio::test]
 async fn bad_batch_settings_refuse_to_start() {
-    let err = TestGateway::try_start(&entry("cancer_logreg", "batch = { max_batch = 1 }\n"))
+    let err = TestGateway::try_start(&entry("cancer_logreg", "batch = { max_batch = 0 }\n"))
         .await
         .err()
         .unwrap();
