@@ -97,17 +97,27 @@ impl ObservationTx {
 }
 
 /// A bounded FIFO map request id → what was answered, for feedback.
+///
+/// Compact because it is large: 100,000 entries by default. Keys are request ids as the 128-bit UUIDs they
+/// are (the gateway makes every id), predictions class indices; about 100 bytes an entry instead of the
+/// ~300 that ids and labels as strings took (30 MB of the gateway's memory under load).
 struct Recent {
     capacity: usize,
-    map: HashMap<String, Answered>,
-    order: VecDeque<String>,
+    map: HashMap<u128, Answered>,
+    order: VecDeque<u128>,
 }
 
 #[derive(Debug, Clone)]
 struct Answered {
     model: Arc<str>,
-    /// Predicted label of each row.
-    labels: Vec<String>,
+    /// Predicted class index of each row.
+    classes: Box<[u32]>,
+}
+
+/// A request id as the key [`Recent`] files it under; `None` for anything that is not a UUID (no request
+/// this gateway answered has such an id).
+fn request_key(id: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(id).ok().map(|u| u.as_u128())
 }
 
 impl Recent {
@@ -119,7 +129,7 @@ impl Recent {
         }
     }
 
-    fn insert(&mut self, id: String, answered: Answered) {
+    fn insert(&mut self, id: u128, answered: Answered) {
         if self.capacity == 0 {
             return;
         }
@@ -130,13 +140,13 @@ impl Recent {
             };
             self.map.remove(&old);
         }
-        self.order.push_back(id.clone());
+        self.order.push_back(id);
         self.map.insert(id, answered);
     }
 
     /// Takes the entry: a request's label counts once.
-    fn take(&mut self, id: &str) -> Option<Answered> {
-        let answered = self.map.remove(id)?;
+    fn take(&mut self, id: u128) -> Option<Answered> {
+        let answered = self.map.remove(&id)?;
         // The id stays in `order` until it reaches the front, where `insert` drops it.
         Some(answered)
     }
@@ -311,23 +321,19 @@ impl Monitor {
             .unwrap_or_default();
         let answered = matches!(decision.outcome, Outcome::Answered(_));
         if answered && !predictions.is_empty() {
-            let labels = predictions
+            let classes = predictions
                 .iter()
-                .map(|(c, _)| {
-                    handle
-                        .labels
-                        .get(*c)
-                        .cloned()
-                        .unwrap_or_else(|| c.to_string())
-                })
+                .map(|(c, _)| u32::try_from(*c).unwrap_or(u32::MAX))
                 .collect();
-            self.recent.lock().insert(
-                request_id.to_owned(),
-                Answered {
-                    model: handle.name.clone(),
-                    labels,
-                },
-            );
+            if let Some(key) = request_key(request_id) {
+                self.recent.lock().insert(
+                    key,
+                    Answered {
+                        model: handle.name.clone(),
+                        classes,
+                    },
+                );
+            }
         }
         let Some(tx) = self.tx.as_ref().filter(|_| handle.monitored) else {
             return;
@@ -384,31 +390,35 @@ impl Monitor {
             .models
             .get(model)
             .ok_or(FeedbackError::UnknownRequest)?;
+        let key = request_key(request_id).ok_or(FeedbackError::UnknownRequest)?;
         let answered = {
             let mut recent = self.recent.lock();
             // Another model's request id is as unknown as a made-up one: nothing is revealed about it.
-            match recent.map.get(request_id) {
-                Some(a) if *a.model == *model => {}
+            match recent.map.get(&key) {
+                Some(a) if *a.model == *model => {
+                    if a.classes.len() != labels.len() {
+                        return Err(FeedbackError::RowCount {
+                            expected: a.classes.len(),
+                        });
+                    }
+                }
                 _ => return Err(FeedbackError::UnknownRequest),
             }
-            if recent
-                .map
-                .get(request_id)
-                .is_some_and(|a| a.labels.len() != labels.len())
-            {
-                let expected = recent.map.get(request_id).map_or(0, |a| a.labels.len());
-                return Err(FeedbackError::RowCount { expected });
-            }
-            recent
-                .take(request_id)
-                .ok_or(FeedbackError::UnknownRequest)?
+            recent.take(key).ok_or(FeedbackError::UnknownRequest)?
         };
         let mut correct = 0;
         let mut state = None;
         {
             let mut acc = handle.accuracy.lock();
-            for (predicted, label) in answered.labels.iter().zip(labels) {
-                let ok = predicted == label;
+            for (&predicted, label) in answered.classes.iter().zip(labels) {
+                // The label the caller saw for that class: its configured name, or its index as text.
+                let ok = match usize::try_from(predicted)
+                    .ok()
+                    .and_then(|c| handle.labels.get(c))
+                {
+                    Some(name) => name == label,
+                    None => predicted.to_string() == *label,
+                };
                 correct += usize::from(ok);
                 state = Some(acc.push(ok));
             }

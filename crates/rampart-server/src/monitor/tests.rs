@@ -49,10 +49,10 @@ fn a_full_channel_drops_and_counts_without_waiting() {
     assert_eq!(tx.dropped.get(), 7);
 }
 
-fn answered(labels: &[&str]) -> Answered {
+fn answered(classes: &[u32]) -> Answered {
     Answered {
         model: Arc::from("m"),
-        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+        classes: classes.into(),
     }
 }
 
@@ -60,19 +60,29 @@ fn answered(labels: &[&str]) -> Answered {
 fn the_feedback_map_is_bounded_and_a_label_counts_once() {
     let mut r = Recent::new(3);
     for i in 0..5 {
-        r.insert(format!("r{i}"), answered(&["a"]));
+        r.insert(i, answered(&[0]));
     }
     assert_eq!(r.map.len(), 3);
-    assert!(r.take("r0").is_none() && r.take("r1").is_none());
-    assert!(r.take("r4").is_some());
-    assert!(r.take("r4").is_none(), "taken once");
+    assert!(r.take(0).is_none() && r.take(1).is_none());
+    assert!(r.take(4).is_some());
+    assert!(r.take(4).is_none(), "taken once");
     // Taken ids do not let the order queue grow without bound.
     for i in 5..1000 {
-        r.insert(format!("r{i}"), answered(&["a"]));
-        r.take(&format!("r{i}"));
+        r.insert(i, answered(&[1]));
+        r.take(i);
     }
     assert!(r.order.len() <= 3);
-    assert!(Recent::new(0).take("x").is_none());
+    assert!(Recent::new(0).take(7).is_none());
+}
+
+#[test]
+fn request_keys_are_the_ids_uuids() {
+    let id = crate::gateway::new_request_id();
+    let key = request_key(&id);
+    assert!(key.is_some());
+    assert_eq!(key, request_key(&id.to_uppercase()));
+    assert_eq!(request_key("r1"), None);
+    assert_eq!(request_key(""), None);
 }
 
 fn parse(body: &str) -> RawConfig {
