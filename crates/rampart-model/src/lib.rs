@@ -77,6 +77,31 @@ pub struct ModelInfo {
     pub ops: Vec<String>,
 }
 
+impl ModelInfo {
+    /// Checks that `rows` holds exactly `n_rows` rows of this model's width: what every [`Backend::predict`]
+    /// must refuse before it runs anything.
+    ///
+    /// # Errors
+    /// [`RunError::EmptyBatch`], [`RunError::TooLarge`] or [`RunError::WrongLength`].
+    pub fn check_rows(&self, rows: &[f32], n_rows: usize) -> Result<(), RunError> {
+        if n_rows == 0 {
+            return Err(RunError::EmptyBatch);
+        }
+        let expected = n_rows
+            .checked_mul(self.width)
+            .ok_or(RunError::TooLarge { n_rows })?;
+        if rows.len() != expected {
+            return Err(RunError::WrongLength {
+                n_rows,
+                width: self.width,
+                expected,
+                got: rows.len(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Whether a model classifies or regresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

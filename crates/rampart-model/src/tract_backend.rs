@@ -335,21 +335,8 @@ impl Backend for TractModel {
     }
 
     fn predict(&self, rows: &[f32], n_rows: usize) -> Result<Output, RunError> {
+        self.info.check_rows(rows, n_rows)?;
         let width = self.info.width;
-        if n_rows == 0 {
-            return Err(RunError::EmptyBatch);
-        }
-        let expected = n_rows
-            .checked_mul(width)
-            .ok_or(RunError::TooLarge { n_rows })?;
-        if rows.len() != expected {
-            return Err(RunError::WrongLength {
-                n_rows,
-                width,
-                expected,
-                got: rows.len(),
-            });
-        }
         let model_err = |reason: String| RunError::Model {
             model: self.info.name.clone(),
             reason,

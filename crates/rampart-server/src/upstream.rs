@@ -592,21 +592,7 @@ impl Backend for Upstream {
     }
 
     fn predict(&self, rows: &[f32], n_rows: usize) -> Result<Output, RunError> {
-        let width = self.info.width;
-        if n_rows == 0 {
-            return Err(RunError::EmptyBatch);
-        }
-        let expected = n_rows
-            .checked_mul(width)
-            .ok_or(RunError::TooLarge { n_rows })?;
-        if rows.len() != expected {
-            return Err(RunError::WrongLength {
-                n_rows,
-                width,
-                expected,
-                got: rows.len(),
-            });
-        }
+        self.info.check_rows(rows, n_rows)?;
         self.handle
             .block_on(self.infer(rows, n_rows))
             .map_err(|e| RunError::Model {

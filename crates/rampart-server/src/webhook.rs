@@ -189,20 +189,9 @@ pub enum WebhookError {
     /// not the one intended.
     #[error("ca_file is set but the URL is not https://")]
     CaWithoutTls,
-    /// `ca_file` is missing or unreadable.
-    #[error("ca_file: cannot read {path}: {source}")]
-    CaRead {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// `ca_file` holds no PEM certificate.
-    #[error("ca_file: {0} holds no PEM certificate (is it the right file?)")]
-    CaEmpty(PathBuf),
-    /// rustls refused the TLS set-up (an unusable CA certificate).
-    #[error("{0}")]
-    Tls(String),
+    /// The client TLS set-up failed (`ca_file` unreadable or holding no certificate, rustls refusing it).
+    #[error(transparent)]
+    Tls(#[from] ClientTlsError),
 }
 
 impl WebhookSettings {
@@ -331,11 +320,7 @@ impl WebhookSettings {
 
 /// The shared client set-up ([`crate::tls::client_config`]), speaking HTTP/1.1 only.
 fn client_tls(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, WebhookError> {
-    let mut config = crate::tls::client_config(ca_file, None).map_err(|e| match e {
-        ClientTlsError::CaRead { path, source } => WebhookError::CaRead { path, source },
-        ClientTlsError::CaEmpty(path) => WebhookError::CaEmpty(path),
-        other => WebhookError::Tls(other.to_string()),
-    })?;
+    let mut config = crate::tls::client_config(ca_file, None)?;
     // The exchange speaks HTTP/1.1 only.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)

@@ -10,6 +10,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::routing::post;
 use axum::Router;
+
+use crate::tls::ClientTlsError;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -626,7 +628,7 @@ fn ca_file_errors_name_the_file() -> TestResult {
     )?;
     assert!(matches!(
         s.resolve(Path::to_path_buf),
-        Err(WebhookError::CaEmpty(_))
+        Err(WebhookError::Tls(ClientTlsError::CaEmpty(_)))
     ));
     let s = settings(&url, "ca_file = \"/no/such/ca.pem\"")?;
     let msg = resolve_error(&s)?;
