@@ -8,7 +8,7 @@
 //! 503 `overloaded` at once rather than a wait.
 //!
 //! Adaptive: a request that finds no other request of its model in flight (between routing and its answer;
-//! see [`Batcher::track`]) is scored at once on its own task, with no hand-off, so a lone caller does not
+//! see `Batcher::track`) is scored at once on its own task, with no hand-off, so a lone caller does not
 //! pay the hand-off (concurrency 1: 37 µs at p50 on the full-defense bench when every request went through
 //! the thread). Only when requests overlap do they queue for the thread, and then one call per batch
 //! instead of one per request pays: +21 % throughput at concurrency 64 on the benchmark's 30-feature model
