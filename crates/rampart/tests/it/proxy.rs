@@ -627,3 +627,42 @@ anonymous = true
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("cannot read the model metadata"), "{err}");
 }
+
+// See: issue 11 — smoothing and feature squeezing only need predictions, so they work against an upstream:
+// the hardened runner calls the upstream's blocking `Backend::predict` from the hardening pool.
+#[tokio::test]
+async fn smoothing_and_squeezing_run_against_an_upstream() {
+    let up = UpstreamServer::start(None);
+    let table = format!(
+        r#"{{ url = "{}", model = "upstream-cancer", timeout_ms = 5000, api_key_file = "upstream.key" }}"#,
+        up.url()
+    );
+    // Noise far below the features' scale: the smoothed class is the plain one, and 20 agreeing votes are
+    // far inside alpha, so nothing abstains.
+    let body = format!(
+        "{}smoothing = {{ sigma = 0.001, n0 = 10, n = 20, alpha = 0.01, mode = \"predict\", seed = 7 }}\n\
+         adversarial = {{ mode = \"observe\", method = \"feature_squeezing\", squeezers = [\"round:3\"], threshold = 2.0 }}\n",
+        proxy_entry(&table)
+    );
+    let gw = TestGateway::start_with(Setup {
+        body: &body,
+        files: &[("upstream.key", up.key.as_bytes())],
+        ..Setup::default()
+    })
+    .await
+    .expect("a hardened proxy starts");
+    let http = reqwest::Client::new();
+    for row in rows(4) {
+        let want = direct(&http, &up, &row).await;
+        let resp = predict(&http, &gw.base, &gw.key, &row).await;
+        assert_eq!(resp.status(), 200);
+        let got: Value = resp.json().await.unwrap();
+        assert_eq!(got["prediction"], want["prediction"], "{got} vs {want}");
+    }
+    // Each request cost the upstream more than one call (the noisy copies, the squeezed input).
+    let metrics = gw.metrics().await;
+    let calls: f64 = metric_line(&metrics, "rampart_upstream_duration_seconds_count")
+        .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0);
+    assert!(calls > 4.0, "{calls} upstream calls for 4 requests");
+}
