@@ -535,3 +535,64 @@ async fn an_incident_bundle_holds_the_window_s_audit_alerts_actions_and_versions
     hex::decode_to_slice(hex_sig, &mut raw).unwrap();
     key.verify(&message, &raw).unwrap();
 }
+
+/// A hardened registry model stays hardened across a hot swap: the new version is built with the same
+/// smoothing runner, so its answers still carry a certified radius for a caller allowed to see one.
+#[tokio::test]
+async fn a_hot_swap_keeps_the_model_hardened() {
+    let reg = registry();
+    let server = format!(
+        "require_signatures = true\nmodel_public_key_file = \"{}\"\n",
+        reg.path().join("sign.key.pub").display()
+    );
+    let body = format!(
+        "[roles]\ncertified = [\"predict:*\", \"output:certificate\"]\nadmin = [\"admin:*\"]\n\n\
+         [[models]]\nname = \"demo\"\nregistry = \"{}\"\n\
+         labels = [\"setosa\", \"versicolor\", \"virginica\"]\n\
+         confidence = {{ min = 0.0 }}\nanomaly = {{ mode = \"off\" }}\nvalidate = {{ ranges = \"none\" }}\n\
+         smoothing = {{ sigma = 0.01, n0 = 20, n = 200, alpha = 0.001, mode = \"certify\", seed = 3 }}\n",
+        reg.path().join("models").display()
+    );
+    let gw = TestGateway::start_with(Setup {
+        server: &server,
+        body: &body,
+        keys: &[("ops", &["admin"]), ("cert", &["certified"])],
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let certified = |gw: &TestGateway| {
+        let req = gw
+            .http
+            .post(format!("{}/v1/models/demo/predict", gw.base))
+            .bearer_auth(&gw.keys["cert"])
+            .json(&json!({ "features": CONFIDENT }));
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()
+        }
+    };
+    let before = certified(&gw).await;
+    assert!(
+        before["certified_radius"].as_f64().unwrap_or(0.0) > 0.0,
+        "{before}"
+    );
+    assert_eq!(
+        admin_post(&gw, "/admin/models/demo/versions/2/activate")
+            .await
+            .status(),
+        200
+    );
+    let after = certified(&gw).await;
+    assert!(
+        after["certified_radius"].as_f64().unwrap_or(0.0) > 0.0,
+        "{after}"
+    );
+    let versions: Vec<String> = gw
+        .audit_records()
+        .iter()
+        .map(|r| r["model_version"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(versions, ["1", "2"]);
+}
