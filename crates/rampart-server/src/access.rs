@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{KeyStore, KeysFile};
-use crate::shared_state::{identity_key, BlockOp, SharedBlocks};
+use crate::shared_state::{BlockOp, SharedBlocks};
 
 /// Identities refused with 403 `blocked`, each until a time or for good. Read once per request from an
 /// [`ArcSwap`] snapshot (no lock on the request path); changes are rare, serialized, and written to disk
@@ -83,20 +83,23 @@ impl Blocklist {
         self.shared.as_ref().is_some_and(|s| s.refuses_all())
     }
 
-    fn share(&self, op: impl FnOnce() -> BlockOp) {
+    fn share(&self, op: impl FnOnce(&SharedBlocks) -> BlockOp) {
         if let Some(s) = &self.shared {
-            s.push(op());
+            s.push(op(s));
         }
     }
 
     /// This file's blocks in force, as the shared blocks hold them: (key, end in Unix ms or 0 for good).
     pub(crate) fn shared_entries(&self) -> Vec<(String, i64)> {
+        let Some(shared) = &self.shared else {
+            return Vec::new();
+        };
         let now = now_unix_ms();
         self.set
             .load()
             .iter()
             .filter(|(_, until)| until.is_none_or(|u| now < u))
-            .map(|(id, until)| (identity_key(id), until.unwrap_or(0)))
+            .map(|(id, until)| (shared.key(id), until.unwrap_or(0)))
             .collect()
     }
 
@@ -106,17 +109,20 @@ impl Blocklist {
         &self,
         keys: &std::collections::HashSet<String>,
     ) -> std::io::Result<bool> {
+        let Some(shared) = self.shared.clone() else {
+            return Ok(false);
+        };
         if !self
             .set
             .load()
             .keys()
-            .any(|id| keys.contains(&identity_key(id)))
+            .any(|id| keys.contains(&shared.key(id)))
         {
             return Ok(false);
         }
         self.update(|next| {
             let before = next.len();
-            next.retain(|id, _| !keys.contains(&identity_key(id)));
+            next.retain(|id, _| !keys.contains(&shared.key(id)));
             next.len() != before
         })
     }
@@ -144,8 +150,8 @@ impl Blocklist {
             }
         })?;
         let remote = self.shared.as_ref().is_some_and(|s| s.blocks(id));
-        self.share(|| {
-            let key = identity_key(id);
+        self.share(|s| {
+            let key = s.key(id);
             if blocked {
                 BlockOp::Block { key, until_ms: 0 }
             } else {
@@ -169,8 +175,8 @@ impl Blocklist {
             }
         })?;
         if changed {
-            self.share(|| BlockOp::Block {
-                key: identity_key(id),
+            self.share(|s| BlockOp::Block {
+                key: s.key(id),
                 until_ms: until,
             });
         }
@@ -188,8 +194,8 @@ impl Blocklist {
             }
         })?;
         // Redis lifts it only where it still ends then: a longer block set meanwhile stays.
-        self.share(|| BlockOp::Unblock {
-            key: identity_key(id),
+        self.share(|s| BlockOp::Unblock {
+            key: s.key(id),
             only_until: Some(until),
         });
         Ok(changed)

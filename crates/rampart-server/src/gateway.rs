@@ -289,9 +289,9 @@ impl Gateway {
         };
         // The monitor's distances on their way to the other replicas (see `shared_state.rs`).
         let (distances_tx, distances_rx) = match &shared_state {
-            Some(_) => {
+            Some(state) => {
                 let (tx, rx) = tokio::sync::mpsc::channel(crate::shared_state::DISTANCE_QUEUE);
-                (Some(tx), Some(rx))
+                (Some((tx, state.keys.clone())), Some(rx))
             }
             None => (None, None),
         };

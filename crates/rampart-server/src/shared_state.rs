@@ -1,6 +1,8 @@
 //! `[state]`: what every replica shares through Redis, so that a caller spreading its requests over replicas
 //! meets the same limits as on one. Three things are shared; each stays bounded in Redis' memory, and an
-//! identity is never written in clear: it is the first 128 bits of its SHA-256 (`identity_key`).
+//! identity is never written in clear: it is the first 128 bits of its HMAC-SHA-256 under
+//! `identity_key_file` (every replica holds the same key), or of its plain SHA-256 without one
+//! ([`IdentityKeys`]).
 //!
 //! **Rate limits**, decided in Redis. Each decision is one `EVAL` of `GCRA_SCRIPT`, which reads and updates
 //! the identity's theoretical arrival time atomically with Redis' own clock (`TIME`), so replicas need no
@@ -44,6 +46,7 @@
 //! its own connection, so it never queues behind requests.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -110,6 +113,11 @@ pub struct StateConfig {
     /// others': the propagation delay of a block, an unblock or a distance. Default 250 ms.
     #[serde(default = "default_block_sync_ms")]
     pub block_sync_ms: u64,
+    /// An `hmac` key file (`rampart keygen --kind hmac`), the same on every replica: identities in Redis are
+    /// then keyed with HMAC-SHA-256 instead of a plain SHA-256 that a reader of Redis could confirm guesses
+    /// against. Recommended; without it a warning is logged.
+    #[serde(default)]
+    pub identity_key_file: Option<PathBuf>,
     /// Each model's shared extraction stream expires this long after its last write. Default 3600 s.
     #[serde(default = "default_extraction_ttl_secs")]
     pub extraction_ttl_secs: u64,
@@ -147,6 +155,7 @@ impl Default for StateConfig {
             timeout_ms: default_timeout_ms(),
             retry_ms: default_retry_ms(),
             block_sync_ms: default_block_sync_ms(),
+            identity_key_file: None,
             extraction_ttl_secs: default_extraction_ttl_secs(),
             extraction_max_entries: default_extraction_max_entries(),
         }
@@ -162,6 +171,9 @@ impl StateConfig {
                 message: message.to_owned(),
             });
         };
+        if self.identity_key_file.is_some() && self.backend != Backend::Redis {
+            err("identity_key_file", "only used with backend = \"redis\"");
+        }
         match (self.backend, &self.url_file) {
             (Backend::Redis, None) => err("url_file", "backend = \"redis\" needs url_file"),
             (Backend::Memory, Some(_)) => err("url_file", "only used with backend = \"redis\""),
@@ -306,12 +318,32 @@ const PUSH_PER_ROUND: usize = 4096;
 /// memory without bound.
 const MAX_OUTBOX: usize = 10_000;
 
-/// The key an identity has in Redis: the first 128 bits of its SHA-256, in hex. Whoever can read Redis learns
-/// neither identities nor traffic per name.
-pub(crate) fn identity_key(id: &str) -> String {
-    let mut key = hex::encode(Sha256::digest(id.as_bytes()));
-    key.truncate(32);
-    key
+/// The key an identity has in Redis, the same on every replica.
+///
+/// With `[state] identity_key_file`: the identity's audit-style pseudonym (HMAC-SHA-256 under the shared
+/// key, 128 bits): whoever reads Redis can neither recover an identity nor confirm a guess without the key.
+/// Without one: the first 128 bits of its SHA-256, which hides identities only as well as they are hard to
+/// guess (an e-mail address is not).
+#[derive(Clone, Default)]
+pub(crate) struct IdentityKeys(Option<Arc<rampart_crypto::pseudonym::PseudonymKey>>);
+
+impl IdentityKeys {
+    /// Keys under `key` (an `hmac` key file's).
+    pub(crate) fn keyed(key: rampart_crypto::pseudonym::PseudonymKey) -> Self {
+        Self(Some(Arc::new(key)))
+    }
+
+    /// The key of `id`.
+    pub(crate) fn key(&self, id: &str) -> String {
+        match &self.0 {
+            Some(k) => k.pseudonym(id),
+            None => {
+                let mut key = hex::encode(Sha256::digest(id.as_bytes()));
+                key.truncate(32);
+                key
+            }
+        }
+    }
 }
 
 /// A change to the shared blocks, queued until Redis takes it.
@@ -319,14 +351,14 @@ pub(crate) fn identity_key(id: &str) -> String {
 pub(crate) enum BlockOp {
     /// Block the key until a Unix time in ms, or for good with 0; never shortens a block.
     Block {
-        /// [`identity_key`].
+        /// [`IdentityKeys::key`].
         key: String,
         /// End in Unix ms, 0 for good.
         until_ms: i64,
     },
     /// Lift the key's block; with `only_until`, only when it still ends then (a responder's own block).
     Unblock {
-        /// [`identity_key`].
+        /// [`IdentityKeys::key`].
         key: String,
         /// The end the block must have, or `None` for any.
         only_until: Option<i64>,
@@ -337,6 +369,8 @@ pub(crate) enum BlockOp {
 /// [`crate::access::Blocklist`] (which queues its changes here and checks the snapshot) and by the sync task.
 pub(crate) struct SharedBlocks {
     fail_closed: bool,
+    /// How identities are named in Redis.
+    keys: IdentityKeys,
     outbox: parking_lot::Mutex<VecDeque<BlockOp>>,
     /// Wakes the sync task after a local change, so it propagates without waiting for the next tick.
     wake: tokio::sync::Notify,
@@ -347,9 +381,10 @@ pub(crate) struct SharedBlocks {
 }
 
 impl SharedBlocks {
-    pub(crate) fn new(on_unavailable: OnUnavailable) -> Self {
+    pub(crate) fn new(on_unavailable: OnUnavailable, keys: IdentityKeys) -> Self {
         Self {
             fail_closed: on_unavailable == OnUnavailable::FailClosed,
+            keys,
             outbox: parking_lot::Mutex::new(VecDeque::new()),
             wake: tokio::sync::Notify::new(),
             remote: ArcSwap::from_pointee(HashMap::new()),
@@ -380,13 +415,18 @@ impl SharedBlocks {
     }
 
     /// Whether another replica (or this one) blocked `id` through Redis, as last read.
+    /// The key `id` has in Redis.
+    pub(crate) fn key(&self, id: &str) -> String {
+        self.keys.key(id)
+    }
+
     pub(crate) fn blocks(&self, id: &str) -> bool {
         let remote = self.remote.load();
         // The common case (nobody blocked) costs no hashing.
         if remote.is_empty() {
             return false;
         }
-        match remote.get(&identity_key(id)) {
+        match remote.get(&self.keys.key(id)) {
             None => false,
             Some(0) => true,
             Some(until) => crate::access::now_unix_ms() < *until,
@@ -403,7 +443,7 @@ impl SharedBlocks {
 #[derive(Debug, Clone)]
 pub(crate) struct SharedDistance {
     pub(crate) model: Arc<str>,
-    /// [`identity_key`].
+    /// [`IdentityKeys::key`].
     pub(crate) key: String,
     pub(crate) dmin: f64,
 }
@@ -423,6 +463,8 @@ pub(crate) struct SharedState {
     alerts: AlertSink,
     /// The blocks shared with the other replicas (also held by the blocklist).
     pub(crate) blocks: Arc<SharedBlocks>,
+    /// How identities are named in Redis (the rate limits' keys, and the monitor's distances).
+    pub(crate) keys: IdentityKeys,
     /// This process' name in the extraction streams, so it skips its own entries: random, not secret.
     replica: String,
     pub(crate) block_sync: Duration,
@@ -447,9 +489,24 @@ impl SharedState {
         let (Backend::Redis, Some(url_file)) = (cfg.backend, &cfg.url_file) else {
             return Ok(None);
         };
-        let secret = crate::secret::read(url_file, resolve).map_err(|e| e.to_string())?;
+        let secret = crate::secret::read(url_file, &resolve).map_err(|e| e.to_string())?;
         let url = std::str::from_utf8(&secret).map_err(|_| "the URL is not UTF-8".to_owned())?;
         let target = Target::parse(url)?;
+        let keys = match &cfg.identity_key_file {
+            Some(path) => {
+                let path = resolve(path);
+                let key = rampart_crypto::pseudonym::PseudonymKey::load(&path)
+                    .map_err(|e| format!("state.identity_key_file {}: {e}", path.display()))?;
+                IdentityKeys::keyed(key)
+            }
+            None => {
+                tracing::warn!(
+                    "[state] has no identity_key_file: identities in Redis are plain SHA-256 hashes, which a \
+                     reader of Redis can confirm guesses against"
+                );
+                IdentityKeys::default()
+            }
+        };
         tracing::info!(
             redis = %target.addr,
             on_unavailable = ?cfg.on_unavailable,
@@ -464,7 +521,8 @@ impl SharedState {
             down_until: parking_lot::Mutex::new(None),
             in_outage: AtomicBool::new(false),
             alerts,
-            blocks: Arc::new(SharedBlocks::new(cfg.on_unavailable)),
+            blocks: Arc::new(SharedBlocks::new(cfg.on_unavailable, keys.clone())),
+            keys,
             replica: format!("{:016x}", rand::random::<u64>()),
             block_sync: Duration::from_millis(cfg.block_sync_ms),
             extraction_ttl_ms: cfg.extraction_ttl_secs.saturating_mul(1000),
@@ -517,7 +575,7 @@ impl SharedState {
         let burst = limiter.burst();
         let t_us = t.as_micros().max(1);
         let tau_us = t_us * u128::from(burst.saturating_sub(1));
-        let key = format!("rampart:gcra:{model}:{}", identity_key(identity.id()));
+        let key = format!("rampart:gcra:{model}:{}", self.keys.key(identity.id()));
         let reply = {
             let mut conn = self.conn.lock().await;
             // Requests queued behind one that just found Redis down must not each pay a timeout in turn.

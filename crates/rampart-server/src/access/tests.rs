@@ -50,9 +50,12 @@ fn the_older_list_format_is_read_as_blocks_for_good() {
 /// block), and a block lifted on another replica leaves the file by its key.
 #[test]
 fn shared_changes_are_queued_and_lifted_keys_are_forgotten() {
-    use crate::shared_state::{identity_key, BlockOp, OnUnavailable, SharedBlocks};
+    use crate::shared_state::{BlockOp, IdentityKeys, OnUnavailable, SharedBlocks};
     let dir = tempfile::tempdir().unwrap();
-    let shared = Arc::new(SharedBlocks::new(OnUnavailable::Local));
+    let shared = Arc::new(SharedBlocks::new(
+        OnUnavailable::Local,
+        IdentityKeys::default(),
+    ));
     let list = Blocklist::open(dir.path().join("blocked.json"))
         .unwrap()
         .with_shared(shared.clone());
@@ -64,7 +67,7 @@ fn shared_changes_are_queued_and_lifted_keys_are_forgotten() {
     assert_eq!(
         queued[0],
         BlockOp::Block {
-            key: identity_key("mallory"),
+            key: IdentityKeys::default().key("mallory"),
             until_ms: 0
         }
     );
@@ -80,8 +83,26 @@ fn shared_changes_are_queued_and_lifted_keys_are_forgotten() {
         "keys, never names"
     );
 
-    let gone = std::iter::once(identity_key("mallory")).collect();
+    let gone = std::iter::once(IdentityKeys::default().key("mallory")).collect();
     assert!(list.forget_keys(&gone).unwrap());
     assert!(!list.is_blocked("mallory") && list.is_blocked("eve"));
     assert!(!list.refuses_all());
+}
+
+#[test]
+fn identity_keys_are_keyed_when_a_key_is_given() {
+    use crate::shared_state::IdentityKeys;
+    let plain = IdentityKeys::default();
+    assert_eq!(plain.key("alice").len(), 32);
+    assert_eq!(plain.key("alice"), plain.key("alice"));
+    assert_ne!(plain.key("alice"), plain.key("bob"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k");
+    let file = rampart_crypto::keyfile::generate(rampart_crypto::keyfile::KeyKind::Hmac).unwrap();
+    file.save(&path).unwrap();
+    let keyed = IdentityKeys::keyed(rampart_crypto::pseudonym::PseudonymKey::load(&path).unwrap());
+    // Not the plain hash (a reader of Redis cannot confirm a guess without the key), and stable.
+    assert_ne!(keyed.key("alice"), plain.key("alice"));
+    assert_eq!(keyed.key("alice"), keyed.key("alice"));
+    assert_ne!(keyed.key("alice"), keyed.key("bob"));
 }

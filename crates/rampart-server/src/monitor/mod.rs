@@ -70,7 +70,7 @@ pub(crate) enum Event {
     /// A PRADA distance another replica measured (see `shared_state.rs`).
     Remote {
         model: Arc<str>,
-        /// The identity's key in Redis (`shared_state::identity_key`).
+        /// The identity's key in Redis (`shared_state::IdentityKeys::key`).
         key: String,
         dmin: f64,
     },
@@ -211,7 +211,10 @@ impl Monitor {
         alerts: AlertSink,
         audit: Option<AuditWriter>,
         metrics: MonitorMetrics,
-        share: Option<mpsc::Sender<crate::shared_state::SharedDistance>>,
+        share: Option<(
+            mpsc::Sender<crate::shared_state::SharedDistance>,
+            crate::shared_state::IdentityKeys,
+        )>,
     ) -> Result<Self, StartError> {
         let g = &cfg.monitoring;
         let mut handles = HashMap::new();

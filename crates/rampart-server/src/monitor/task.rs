@@ -27,7 +27,7 @@ use super::config::{ModelMonitorConfig, MonitoringConfig};
 use super::metrics::{self, MonitorMetrics};
 use super::{Event, Observation};
 use crate::alerts::{Alert, AlertSink};
-use crate::shared_state::SharedDistance;
+use crate::shared_state::{IdentityKeys, SharedDistance};
 
 /// One model's monitors, owned by the monitoring thread.
 pub(crate) struct ModelState {
@@ -43,7 +43,7 @@ pub(crate) struct ModelState {
     max_flagged: usize,
     row: Vec<f64>,
     /// `[state] backend = "redis"`: where this replica's PRADA distances go, for the other replicas.
-    share: Option<mpsc::Sender<SharedDistance>>,
+    share: Option<(mpsc::Sender<SharedDistance>, IdentityKeys)>,
     /// Redis key → identity, for the identities this replica measured: a remote distance names only the key.
     /// Bounded as `flagged` (a cleared entry is learnt again at the identity's next local query).
     keys: HashMap<String, Arc<str>>,
@@ -181,7 +181,10 @@ impl ModelState {
     }
 
     /// Sends this model's PRADA distances to the other replicas (`[state] backend = "redis"`).
-    pub(crate) fn with_share(mut self, share: Option<mpsc::Sender<SharedDistance>>) -> Self {
+    pub(crate) fn with_share(
+        mut self,
+        share: Option<(mpsc::Sender<SharedDistance>, IdentityKeys)>,
+    ) -> Self {
         self.share = share;
         self
     }
@@ -322,7 +325,7 @@ impl ModelState {
                 if let (Some(dmin), true) = (report.observation.dmin, self.share.is_some()) {
                     let key = self.key_of(&obs.identity);
                     // Full: the distance is not shared (local detection is unaffected).
-                    let _ = self.share.as_ref().map(|share| {
+                    let _ = self.share.as_ref().map(|(share, _)| {
                         share.try_send(SharedDistance {
                             model: self.name.clone(),
                             key,
@@ -343,7 +346,10 @@ impl ModelState {
 
     /// The identity's key in Redis, remembered so a remote distance finds the identity again.
     fn key_of(&mut self, identity: &Arc<str>) -> String {
-        let key = crate::shared_state::identity_key(identity);
+        let key = match &self.share {
+            Some((_, keys)) => keys.key(identity),
+            None => IdentityKeys::default().key(identity),
+        };
         if !self.keys.contains_key(&key) {
             if self.keys.len() >= self.max_flagged {
                 self.keys.clear();

@@ -470,3 +470,60 @@ fn redis_config_errors_are_reported_with_their_paths() {
         "{errors:?}"
     );
 }
+
+/// See: Issue 10. With `[state] identity_key_file` (one `hmac` key shared by the replicas) identities are
+/// keyed in Redis with HMAC instead of plain SHA-256, and the replicas still agree: a block set on one is
+/// refused by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_identities_are_shared_between_replicas_holding_the_same_key() {
+    let Some(redis) = Redis::start() else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let key_path = keys.path().join("identity.key");
+    let (code, _, err) = crate::run(&[
+        "keygen",
+        "--kind",
+        "hmac",
+        "--out",
+        key_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let key = std::fs::read(&key_path).unwrap();
+    let body = format!(
+        "{}{}identity_key_file = \"identity.key\"\n",
+        unlimited_demo(),
+        state_section("fail_closed")
+    );
+    let url = redis.url();
+    let files: [(&str, &[u8]); 2] = [("redis.url", url.as_bytes()), ("identity.key", &key)];
+    let keys: [(&str, &[&str]); 1] = [("ops", &["admin"])];
+    let setup = || Setup {
+        body: &body,
+        files: &files,
+        keys: &keys,
+        ..Setup::default()
+    };
+    let a = TestGateway::start_with(setup())
+        .await
+        .expect("gateway starts");
+    let b = TestGateway::start_with(setup())
+        .await
+        .expect("gateway starts");
+    assert_eq!(status_of(&b, "tester").await, 200);
+    admin_block(&a, "tester", "block").await;
+    until_status(
+        &b,
+        "tester",
+        403,
+        "the keyed block to reach the other replica",
+    )
+    .await;
+    assert_eq!(status_of(&b, "other").await, 200);
+    admin_block(&b, "tester", "unblock").await;
+    until_status(
+        &a,
+        "tester",
+        200,
+        "the keyed unblock to reach the first replica",
+    )
+    .await;
+}
