@@ -155,6 +155,7 @@ pub(crate) fn allowed_paths(cfg: &RawConfig) -> anyhow::Result<Allowed> {
         &cfg.audit.signing_key_file,
         &cfg.audit.pseudonym_key_file,
         &cfg.audit.encryption_key_file,
+        &cfg.state.identity_key_file,
     ]
     .into_iter()
     .flatten()
