@@ -2,7 +2,7 @@
 //! meets the same limits as on one. Three things are shared; each stays bounded in Redis' memory, and an
 //! identity is never written in clear: it is the first 128 bits of its HMAC-SHA-256 under
 //! `identity_key_file` (every replica holds the same key), or of its plain SHA-256 without one
-//! ([`IdentityKeys`]).
+//! (`IdentityKeys`).
 //!
 //! **Rate limits**, decided in Redis. Each decision is one `EVAL` of `GCRA_SCRIPT`, which reads and updates
 //! the identity's theoretical arrival time atomically with Redis' own clock (`TIME`), so replicas need no
