@@ -1008,7 +1008,7 @@ fn validate_output(at: &str, o: &sanitize::Config, err: &mut impl FnMut(String, 
 fn validate_hardening(i: usize, m: &ModelConfig, err: &mut impl FnMut(String, &str)) {
     let at = |field: &str| format!("models[{i}].{field}");
     if let Some(s) = &m.smoothing {
-        if let Err(e) = rampart_model::harden::smoothing::Smoother::new(s.params()) {
+        if let Err(e) = rampart_model::harden::smoothing::Smoother::new(s.clone()) {
             let field = match &e {
                 rampart_model::harden::smoothing::SmoothingError::InvalidParam {
                     field, ..

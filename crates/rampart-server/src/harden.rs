@@ -32,66 +32,9 @@ use rampart_model::{Backend, ModelInfo, ModelKind, Output, RunError};
 use rampart_pipeline::{model_unavailable, Mode, ModelAnswer, Smoothed};
 
 /// `smoothing = { sigma = 0.25, n0 = 100, n = 1000, alpha = 0.001, mode = "predict", seed = 7 }`:
-/// randomized smoothing (Cohen, Rosenfeld & Kolter 2019). Classifiers only.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SmoothingConfig {
-    /// Noise standard deviation σ, in the model's input units. Required: it is the robustness/accuracy
-    /// trade-off and has no neutral default. Must be finite and > 0.
-    pub sigma: f64,
-    /// Samples that select the class (CERTIFY). Default 100.
-    #[serde(default = "default_n0")]
-    pub n0: usize,
-    /// Samples that test (PREDICT) or estimate (CERTIFY) the class. Default 1000: each is one model row,
-    /// so a request costs n rows (n0 + n in CERTIFY).
-    #[serde(default = "default_n")]
-    pub n: usize,
-    /// Probability of a wrong answer (PREDICT) or a wrong certificate (CERTIFY). Default 0.001.
-    #[serde(default = "default_alpha")]
-    pub alpha: f64,
-    /// `"predict"` (a class or `abstain`) or `"certify"` (a class with a certified L2 radius, or
-    /// `abstain`). Default `"predict"`.
-    #[serde(default = "default_mode")]
-    pub mode: SmoothingMode,
-    /// Most noisy rows per model call. Default 1000.
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-    /// A fixed noise seed: every request then draws the same noise (row i of a request from stream i), so
-    /// answers reproduce. For tests and experiments only: an attacker who knows the noise can optimize
-    /// against it. Default: fresh noise from the OS's generator for every request.
-    #[serde(default)]
-    pub seed: Option<u64>,
-}
-
-fn default_n0() -> usize {
-    100
-}
-fn default_n() -> usize {
-    1000
-}
-fn default_alpha() -> f64 {
-    0.001
-}
-fn default_mode() -> SmoothingMode {
-    SmoothingMode::Predict
-}
-fn default_max_batch() -> usize {
-    1000
-}
-
-impl SmoothingConfig {
-    /// The library's parameters.
-    pub fn params(&self) -> smoothing::Config {
-        smoothing::Config {
-            sigma: self.sigma,
-            n0: self.n0,
-            n: self.n,
-            alpha: self.alpha,
-            mode: self.mode,
-            max_batch: self.max_batch,
-        }
-    }
-}
+/// randomized smoothing (Cohen, Rosenfeld & Kolter 2019), classifiers only: the library's own config, read as
+/// is from the model entry (`seed` fixes the noise of every request; for tests and experiments only).
+pub type SmoothingConfig = smoothing::Config;
 
 /// What an ensemble does when its members disagree more than `max_disagreement`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -427,7 +370,7 @@ impl Hardened {
                     return Err(HardenError::NotAClassifier("smoothing"));
                 }
                 Some(Smoothing {
-                    smoother: Smoother::new(s.params())?,
+                    smoother: Smoother::new(s.clone())?,
                     seed: s.seed,
                 })
             }

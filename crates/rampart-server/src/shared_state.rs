@@ -414,12 +414,12 @@ impl SharedBlocks {
         self.outbox.lock().iter().cloned().collect()
     }
 
-    /// Whether another replica (or this one) blocked `id` through Redis, as last read.
     /// The key `id` has in Redis.
     pub(crate) fn key(&self, id: &str) -> String {
         self.keys.key(id)
     }
 
+    /// Whether another replica (or this one) blocked `id` through Redis, as last read.
     pub(crate) fn blocks(&self, id: &str) -> bool {
         let remote = self.remote.load();
         // The common case (nobody blocked) costs no hashing.

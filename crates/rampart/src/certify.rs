@@ -88,6 +88,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         alpha: args.alpha,
         mode: Mode::Certify,
         max_batch: args.batch,
+        // The certify loop seeds one stream per row itself (`noise_rng_stream(args.seed, i)`).
+        seed: None,
     })
     .context("bad smoothing parameters")?;
     for p in [Some(&args.out), args.plot.as_ref()].into_iter().flatten() {

@@ -94,6 +94,11 @@ pub struct Config {
     /// (`max_batch × width` floats).
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// A fixed noise seed, for the caller to seed the generator it passes in (this crate draws no randomness
+    /// of its own): every request then draws the same noise, so answers reproduce. For tests and experiments
+    /// only — an attacker who knows the noise can optimize against it. Default: none, fresh noise.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 fn default_n0() -> usize {
@@ -122,6 +127,7 @@ impl Config {
             alpha: default_alpha(),
             mode: default_mode(),
             max_batch: default_max_batch(),
+            seed: None,
         }
     }
 }

@@ -66,6 +66,7 @@ fn smoother(sigma: f64, n: usize, alpha: f64, mode: Mode) -> Smoother {
         alpha,
         mode,
         max_batch: 64,
+        seed: None,
     })
     .unwrap()
 }
