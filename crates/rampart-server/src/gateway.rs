@@ -411,6 +411,22 @@ pub(crate) struct Loaded {
     pub(crate) upstream: Option<Arc<Upstream>>,
 }
 
+/// `models[index]`, or the config error that it does not exist.
+fn model_entry(cfg: &RawConfig, index: usize) -> Result<&crate::config::ModelConfig, StartError> {
+    cfg.models
+        .get(index)
+        .ok_or_else(|| StartError::Config(format!("models[{index}] does not exist")))
+}
+
+/// A failure of `models[index]`, named by index and name.
+fn model_error(index: usize, m: &crate::config::ModelConfig, message: String) -> StartError {
+    StartError::Model {
+        index,
+        name: m.name.clone(),
+        message,
+    }
+}
+
 /// Loads `models[index]`: its ONNX file, its baseline, and its pipeline — from the registry's active version,
 /// verified, for a registry entry.
 pub(crate) fn load_model(
@@ -418,16 +434,8 @@ pub(crate) fn load_model(
     index: usize,
     pool: &Arc<BlockingPool>,
 ) -> Result<Loaded, StartError> {
-    let Some(m) = cfg.models.get(index) else {
-        return Err(StartError::Config(format!(
-            "models[{index}] does not exist"
-        )));
-    };
-    let fail = |message: String| StartError::Model {
-        index,
-        name: m.name.clone(),
-        message,
-    };
+    let m = model_entry(cfg, index)?;
+    let fail = |message: String| model_error(index, m, message);
     if let Some(td) = &m.training_data {
         check_training_data(cfg, td).map_err(fail)?;
     }
@@ -506,16 +514,8 @@ pub(crate) async fn load_upstream(
     metrics: UpstreamMetrics,
     pool: &Arc<BlockingPool>,
 ) -> Result<Loaded, StartError> {
-    let Some(m) = cfg.models.get(index) else {
-        return Err(StartError::Config(format!(
-            "models[{index}] does not exist"
-        )));
-    };
-    let fail = |message: String| StartError::Model {
-        index,
-        name: m.name.clone(),
-        message,
-    };
+    let m = model_entry(cfg, index)?;
+    let fail = |message: String| model_error(index, m, message);
     let Some(u) = &m.upstream else {
         return Err(fail("not an upstream entry".to_owned()));
     };
