@@ -16,8 +16,6 @@ use rampart_model::{Backend, ModelKind, TractModel};
 use crate::atomic;
 use crate::keys::Format;
 
-/// Bad rows listed before the command gives up listing.
-const MAX_REPORTED: usize = 20;
 /// The radii the summary reports at (and beyond, in the same steps, up to the largest certified).
 const RADIUS_STEP: f64 = 0.25;
 
@@ -108,16 +106,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let width = model.info().width;
     let (rows, labels) = match read_dataset(&args.data, &args.label_column, width, classes)? {
         Ok(d) => d,
-        Err(bad) => {
-            eprintln!("{}: {} bad row(s):", args.data.display(), bad.len());
-            for b in bad.iter().take(MAX_REPORTED) {
-                eprintln!("  {b}");
-            }
-            if bad.len() > MAX_REPORTED {
-                eprintln!("  … and {} more", bad.len() - MAX_REPORTED);
-            }
-            return Ok(ExitCode::from(2));
-        }
+        Err(bad) => return Ok(crate::profile::report_bad_rows(&args.data, &bad)),
     };
     let count = args.limit.map_or(labels.len(), |l| l.min(labels.len()));
     if count == 0 {

@@ -11,6 +11,19 @@ use rampart_model::{Backend, ModelKind, TractModel};
 /// Bad rows listed before the command gives up listing.
 const MAX_REPORTED: usize = 20;
 
+/// Lists a data file's bad rows on stderr (the first [`MAX_REPORTED`], then a count) and returns the usage
+/// error exit code: a dataset with bad rows is refused whole, never profiled or certified in part.
+pub(crate) fn report_bad_rows(data: &std::path::Path, bad: &[String]) -> ExitCode {
+    eprintln!("{}: {} bad row(s):", data.display(), bad.len());
+    for b in bad.iter().take(MAX_REPORTED) {
+        eprintln!("  {b}");
+    }
+    if bad.len() > MAX_REPORTED {
+        eprintln!("  … and {} more", bad.len() - MAX_REPORTED);
+    }
+    ExitCode::from(2)
+}
+
 #[derive(clap::Args)]
 pub(crate) struct Args {
     /// Training data: CSV with a header row, numeric feature columns.
@@ -181,14 +194,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     if !bad.is_empty() {
-        eprintln!("{}: {} bad row(s):", args.data.display(), bad.len());
-        for b in bad.iter().take(MAX_REPORTED) {
-            eprintln!("  {b}");
-        }
-        if bad.len() > MAX_REPORTED {
-            eprintln!("  … and {} more", bad.len() - MAX_REPORTED);
-        }
-        return Ok(ExitCode::from(2));
+        return Ok(report_bad_rows(&args.data, &bad));
     }
     let baseline = builder.finish()?;
     let json = baseline.to_json()?;
