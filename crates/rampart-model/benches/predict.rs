@@ -3,25 +3,13 @@
 //! ensembles the gain from Rampart's own translator.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{path, sample_row};
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rampart_model::{Backend, TractModel};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tract_onnx::prelude::*;
-
-fn path(name: &str, ext: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/models/{name}.{ext}"))
-}
-
-fn sample_row(name: &str, width: usize) -> Vec<f32> {
-    let text = std::fs::read_to_string(path(name, "expected.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let data = v["sample_input"]["data"].as_array().unwrap();
-    data.iter()
-        .take(width)
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
 
 /// Stock tract, no Rampart translators, fixed batch of one: the fastest plain tract can do.
 fn stock_tract(name: &str, width: usize) -> Arc<TypedRunnableModel> {

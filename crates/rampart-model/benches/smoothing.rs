@@ -4,25 +4,13 @@
 //! request's model time by.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{path, sample_row};
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rampart_model::harden::smoothing::{noise_rng, Config, Mode, Smoother};
 use rampart_model::{Backend, TractModel};
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn path(name: &str, ext: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/models/{name}.{ext}"))
-}
-
-fn sample_row(name: &str, width: usize) -> Vec<f32> {
-    let text = std::fs::read_to_string(path(name, "expected.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let data = v["sample_input"]["data"].as_array().unwrap();
-    data.iter()
-        .take(width)
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
 
 fn bench_smoothed_predict(c: &mut Criterion) {
     let mut group = c.benchmark_group("smoothed_predict");
