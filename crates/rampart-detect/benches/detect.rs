@@ -1,12 +1,14 @@
 //! Request-path cost of the two per-row scores at a typical tabular width (30 features), and the per-call cost
 //! of the monitor-side statistics: MMD with its permutation test (window 200 × 30 against a 500-row reference,
-//! the default 200 permutations) and Shapiro–Wilk at n = 50, 200, 1000 (PRADA runs one per query).
+//! the default 200 permutations), Shapiro–Wilk at n = 50, 200, 1000, and one PRADA step with `D` at its
+//! 2,000-distance cap (the monitor thread's per-query cost for a busy client; a test on every query).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rampart_detect::mmd::{mmd_permutation_test, DEFAULT_PERMUTATIONS};
+use rampart_detect::prada::{Config as PradaConfig, Prada};
 use rampart_detect::{shapiro_wilk, BaselineBuilder, Mahalanobis, ZScore};
 
 const WIDTH: usize = 30;
@@ -79,5 +81,21 @@ fn shapiro(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, detect, mmd, shapiro);
+fn prada(c: &mut Criterion) {
+    let distances: Vec<f64> = rows(4096, 1, 4, 0.0).into_iter().map(|r| r[0]).collect();
+    let mut p = Prada::new(PradaConfig {
+        test_every: 1,
+        ..PradaConfig::default()
+    })
+    .unwrap();
+    for d in &distances[..2000] {
+        p.push_distance(*d).unwrap();
+    }
+    let mut next = distances.iter().cycle();
+    c.bench_function("prada_push_and_test_d2000", |b| {
+        b.iter(|| p.push_distance(black_box(*next.next().unwrap())))
+    });
+}
+
+criterion_group!(benches, detect, mmd, shapiro, prada);
 criterion_main!(benches);

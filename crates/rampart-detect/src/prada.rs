@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::Hash;
 
 use crate::error::StatError;
-use crate::shapiro::{shapiro_wilk, ShapiroWilk};
+use crate::shapiro::{shapiro_wilk_sorted, ShapiroWilk};
 use crate::welford::Welford;
 use crate::Baseline;
 
@@ -101,6 +101,37 @@ struct ClassState {
     threshold: f64,
 }
 
+/// The distance list `D`, in arrival order and, alongside, in ascending order: a test then neither copies
+/// nor sorts, because the kept distances are one run of the sorted list (sorting 2,000 distances was most
+/// of the monitor thread's time under load).
+#[derive(Debug, Clone, Default)]
+struct Distances {
+    arrival: VecDeque<f64>,
+    sorted: Vec<f64>,
+}
+
+impl Distances {
+    /// Appends `dmin`, first dropping the oldest distance when `cap` are held.
+    fn push(&mut self, dmin: f64, cap: usize) {
+        if self.arrival.len() >= cap {
+            if let Some(old) = self.arrival.pop_front() {
+                // `old` is in `sorted`: the first value not below it equals it.
+                let at = self.sorted.partition_point(|v| *v < old);
+                if at < self.sorted.len() {
+                    self.sorted.remove(at);
+                }
+            }
+        }
+        self.arrival.push_back(dmin);
+        let at = self.sorted.partition_point(|v| *v < dmin);
+        self.sorted.insert(at, dmin);
+    }
+
+    fn len(&self) -> usize {
+        self.arrival.len()
+    }
+}
+
 /// PRADA for one identity.
 #[derive(Debug, Clone)]
 pub struct Prada {
@@ -108,7 +139,7 @@ pub struct Prada {
     width: Option<usize>,
     classes: BTreeMap<u32, ClassState>,
     stored: usize,
-    distances: VecDeque<f64>,
+    distances: Distances,
     queries: u64,
     tests: u64,
 }
@@ -127,7 +158,7 @@ impl Prada {
             width: None,
             classes: BTreeMap::new(),
             stored: 0,
-            distances: VecDeque::new(),
+            distances: Distances::default(),
             queries: 0,
             tests: 0,
         })
@@ -142,7 +173,7 @@ impl Prada {
     /// The distance list `D` (most recent last).
     #[must_use]
     pub const fn distances(&self) -> &VecDeque<f64> {
-        &self.distances
+        &self.distances.arrival
     }
 
     /// Size of each class's growing set.
@@ -215,10 +246,7 @@ impl Prada {
                     .fold(f64::INFINITY, f64::min);
                 if dmin.is_finite() {
                     obs.dmin = Some(dmin);
-                    if self.distances.len() == self.config.max_distances {
-                        self.distances.pop_front();
-                    }
-                    self.distances.push_back(dmin);
+                    self.distances.push(dmin, self.config.max_distances);
                     if dmin > state.threshold && room {
                         state.set.extend_from_slice(x);
                         self.stored += 1;
@@ -260,10 +288,7 @@ impl Prada {
             });
         }
         self.queries += 1;
-        if self.distances.len() == self.config.max_distances {
-            self.distances.pop_front();
-        }
-        self.distances.push_back(dmin);
+        self.distances.push(dmin, self.config.max_distances);
         let mut obs = Observation {
             dmin: Some(dmin),
             added: false,
@@ -287,34 +312,31 @@ impl Prada {
         }
     }
 
-    /// The distances PRADA tests: those within 3 population standard deviations of the mean of `D`.
+    /// The distances PRADA tests, in ascending order: those within 3 population standard deviations of the
+    /// mean of `D`.
     #[must_use]
-    pub fn kept_distances(&self) -> Vec<f64> {
-        let n = self.distances.len();
+    pub fn kept_distances(&self) -> &[f64] {
+        let d = &self.distances.arrival;
+        let n = d.len();
         if n == 0 {
-            return Vec::new();
+            return &[];
         }
         let nf = n as f64;
-        let mean = self.distances.iter().sum::<f64>() / nf;
-        let var = self
-            .distances
-            .iter()
-            .map(|z| (z - mean) * (z - mean))
-            .sum::<f64>()
-            / nf;
+        let mean = d.iter().sum::<f64>() / nf;
+        let var = d.iter().map(|z| (z - mean) * (z - mean)).sum::<f64>() / nf;
         let bound = 3.0 * var.sqrt();
-        self.distances
-            .iter()
-            .copied()
-            .filter(|z| (z - mean).abs() <= bound)
-            .collect()
+        // `z - mean` never decreases as `z` grows, so `|z - mean| <= bound` holds on one run of `sorted`.
+        let sorted = &self.distances.sorted;
+        let lo = sorted.partition_point(|z| z - mean < -bound);
+        let hi = sorted.partition_point(|z| z - mean <= bound);
+        &sorted[lo..hi.max(lo)]
     }
 
     /// Shapiro–Wilk on [`Self::kept_distances`] now, whether or not `|D|` has passed the minimum; `None` below
     /// 3 kept distances or when they are all equal (no evidence either way).
     #[must_use]
     pub fn test(&self) -> Option<ShapiroWilk> {
-        shapiro_wilk(&self.kept_distances()).ok()
+        shapiro_wilk_sorted(self.kept_distances()).ok()
     }
 
     /// Whether the detector currently alarms: `|D|` past the minimum and W below `delta`.
@@ -373,9 +395,10 @@ impl Coverage {
 
 /// Bounds of a [`PradaTracker`].
 ///
-/// Memory is at most about `max_identities × (max_stored_queries × d + max_distances) × 8` bytes, plus `d`
-/// bytes of coverage per identity: with the defaults and 30 features, 1024 × (500 × 30 + 2000) × 8 ≈ 140 MB in
-/// the worst case (every identity at its cap), far less in practice.
+/// Memory is at most about `max_identities × (max_stored_queries × d + 2 × max_distances) × 8` bytes (`D` is
+/// kept in arrival order and sorted), plus `d` bytes of coverage per identity: with the defaults and 30
+/// features, 1024 × (500 × 30 + 2 × 2000) × 8 ≈ 156 MB in the worst case (every identity at its cap), far less
+/// in practice.
 #[derive(Debug, Clone)]
 pub struct TrackerConfig {
     /// Per-identity detector parameters and bounds.

@@ -160,3 +160,47 @@ fn remote_distances_join_only_tracked_identities_and_are_tested() {
     assert_eq!(t.get(&1_u8).unwrap().queries(), 41);
     assert_eq!(t.get(&1_u8).unwrap().distances().len(), 40);
 }
+
+/// What `kept_distances` must equal: the filter of PRADA's Algorithm 1 over `D` in arrival order, sorted.
+fn kept_by_filter(d: &VecDeque<f64>) -> Vec<f64> {
+    let n = d.len() as f64;
+    let mean = d.iter().sum::<f64>() / n;
+    let sd = (d.iter().map(|z| (z - mean) * (z - mean)).sum::<f64>() / n).sqrt();
+    let mut kept: Vec<f64> = d
+        .iter()
+        .copied()
+        .filter(|z| (z - mean).abs() <= 3.0 * sd)
+        .collect();
+    kept.sort_by(f64::total_cmp);
+    kept
+}
+
+#[test]
+fn kept_distances_follow_the_filter_as_old_distances_are_dropped() {
+    let config = Config {
+        max_distances: 60,
+        ..Config::default()
+    };
+    let mut p = Prada::new(config).unwrap();
+    // Distances with repeats, outliers and zeros, well past the cap so the oldest keep leaving.
+    for i in 0..400_u32 {
+        let d = match i % 17 {
+            0 => 50.0,
+            1 | 2 => 0.0,
+            k => f64::from(k % 5) * 0.25 + f64::from(i % 3),
+        };
+        p.push_distance(d).unwrap();
+        assert_eq!(
+            p.kept_distances(),
+            kept_by_filter(p.distances()),
+            "after {i}"
+        );
+        let mut all: Vec<f64> = p.distances().iter().copied().collect();
+        all.sort_by(f64::total_cmp);
+        assert_eq!(p.distances.sorted, all);
+    }
+    assert_eq!(p.distances().len(), 60);
+    let t = p.test().unwrap();
+    let reference = crate::shapiro::shapiro_wilk(&kept_by_filter(p.distances())).unwrap();
+    assert!((t.w - reference.w).abs() < 1e-12);
+}

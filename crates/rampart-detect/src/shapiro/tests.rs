@@ -58,3 +58,22 @@ fn a_skewed_sample_has_a_small_p_value() {
     let r = shapiro_wilk(&x).unwrap();
     assert!(r.w < 0.9 && r.p_value < 1e-6, "{r:?}");
 }
+
+#[test]
+fn sorted_entry_point_agrees_and_refuses_unsorted_input() {
+    let x = [3.1, 0.2, 5.5, 1.7, 2.2, 4.0, 0.9, 2.8, 7.5, 1.1];
+    let mut y = x.to_vec();
+    y.sort_by(f64::total_cmp);
+    let a = shapiro_wilk(&x).unwrap();
+    let b = shapiro_wilk_sorted(&y).unwrap();
+    assert!((a.w - b.w).abs() < 1e-12, "{} vs {}", a.w, b.w);
+    assert!((a.p_value - b.p_value).abs() < 1e-12);
+    assert!(matches!(
+        shapiro_wilk_sorted(&x),
+        Err(StatError::InvalidParameter { .. })
+    ));
+    assert!(matches!(
+        shapiro_wilk_sorted(&[1.0, 2.0]),
+        Err(StatError::TooFew { .. })
+    ));
+}
