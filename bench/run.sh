@@ -38,21 +38,25 @@ python3 "$here/make_bodies.py" "$here/data/breast_cancer_test.csv" "$here/data/b
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
 
+sync_us=$(disk_sync_us)
+echo "disk: one 512-byte append + fdatasync, p50 $sync_us us (the floor a durable audit adds at c=1)"
+json_extra+=",\"disk_fdatasync_p50_us\":$sync_us"
+
 echo "== 1. rampart, full defense" >&2
 start_rampart "$here/full-defense.toml" 8501
-measure full-defense http://127.0.0.1:8501/v1/models/bench/predict
+measure full-defense http://127.0.0.1:8501/v1/models/bench/predict "${pids[-1]}"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== 2. rampart, no layers" >&2
 start_rampart "$here/no-layers.toml" 8502
-measure no-layers http://127.0.0.1:8502/v1/models/bench/predict
+measure no-layers http://127.0.0.1:8502/v1/models/bench/predict "${pids[-1]}"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== 3. bare axum + tract" >&2
 "$bin/rampart-bench-bare" "$root/crates/rampart-model/tests/models/breast_cancer_folded.onnx" 127.0.0.1:8503 >/dev/null &
 pids+=($!)
 wait_port 8503
-measure bare http://127.0.0.1:8503/v1/models/bench/predict
+measure bare http://127.0.0.1:8503/v1/models/bench/predict "${pids[-1]}"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 if [ -x "$shared/bench/run_baseline.sh" ] || [ -f "$shared/bench/run_baseline.sh" ]; then
@@ -62,7 +66,7 @@ if [ -x "$shared/bench/run_baseline.sh" ] || [ -f "$shared/bench/run_baseline.sh
   pids+=("$pypid")
   wait_port 8504
   sleep 2
-  measure python http://127.0.0.1:8504/predict
+  measure python http://127.0.0.1:8504/predict "$pypid"
   kill "$pypid" 2>/dev/null || true
   pkill -f "uvicorn baseline_seed:app --host 127.0.0.1 --port 8504" 2>/dev/null || true
 else

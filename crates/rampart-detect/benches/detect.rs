@@ -82,7 +82,12 @@ fn shapiro(c: &mut Criterion) {
 }
 
 fn prada(c: &mut Criterion) {
-    let distances: Vec<f64> = rows(4096, 1, 4, 0.0).into_iter().map(|r| r[0]).collect();
+    // Uniform distances with an outlier every 97th: the kept count moves as outliers enter and leave `D`.
+    let distances: Vec<f64> = rows(4096, 1, 4, 0.0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| if i % 97 == 0 { 25.0 } else { r[0] })
+        .collect();
     let mut p = Prada::new(PradaConfig {
         test_every: 1,
         ..PradaConfig::default()

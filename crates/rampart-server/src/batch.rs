@@ -2,10 +2,15 @@
 //! for at most `max_delay_us` or until `max_batch` rows, scored in one backend call, and the results split
 //! back to their requests, as Triton's dynamic batcher does.
 //!
-//! Why a thread and not a task: the gathering window is a few hundred microseconds, finer than the async
-//! runtime's millisecond timer, and the backend call is CPU work that must not sit on an async worker while
-//! other requests wait to be parsed. Requests reach the thread through a bounded queue; a full queue is a
-//! 503 `overloaded` at once rather than a wait.
+//! Where batches run: with `max_delay_us = 0` (the default) nothing waits, so a batch is scored by a task on
+//! the async runtime, started by the request that finds no batch being drained; it takes what has queued,
+//! scores it, yields so that requests parsed meanwhile can queue for the next batch, and stops when the queue
+//! is empty. Every hand-off stays inside the runtime (a wake is a push onto a worker's run queue): a
+//! dedicated thread cost two OS context switches a batch, and on the benchmark's 2-core VM those were a
+//! sixth of that thread's time. With `max_delay_us > 0` a batch waits for company for a few hundred
+//! microseconds, finer than the runtime's millisecond timer, so that gathering runs on a thread of its own.
+//! Either way requests queue in a bounded queue; a full queue is a 503 `overloaded` at once rather than a
+//! wait.
 //!
 //! Adaptive: a request that finds no other request of its model in flight (between routing and its answer;
 //! see `Batcher::track`) is scored at once on its own task, with no hand-off, so a lone caller does not
@@ -16,6 +21,7 @@
 //! on by default (`max_batch = 32`, `max_delay_us = 0`: no waiting, only the requests that queued by
 //! themselves); `max_batch = 1` turns it off.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -89,15 +95,102 @@ struct Job {
     reply: oneshot::Sender<Result<Output, RunError>>,
 }
 
-/// The request path's handle on a model's batching thread. The thread ends when the last handle is dropped
-/// (a hot swap drops the old version's).
+/// The request path's handle on a model's batcher. A batching thread ends when the last handle is dropped
+/// (a hot swap drops the old version's); a draining task ends when its queue is empty.
 pub(crate) struct Batcher {
-    tx: SyncSender<Job>,
+    gather: Gather,
     name: Arc<str>,
     /// Called in place when a request finds nothing else in flight.
     backend: Arc<dyn Backend>,
     /// Requests of this model between the start and the end of their model call.
     in_flight: AtomicUsize,
+}
+
+/// How jobs reach a batch.
+enum Gather {
+    /// `max_delay_us = 0`: drained by a task on the runtime.
+    Runtime(Arc<RuntimeQueue>),
+    /// `max_delay_us > 0`: gathered and scored by the model's batching thread.
+    Thread(SyncSender<Job>),
+}
+
+/// The queue a runtime task drains (`max_delay_us = 0`).
+struct RuntimeQueue {
+    backend: Arc<dyn Backend>,
+    max_batch: usize,
+    capacity: usize,
+    state: parking_lot::Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// A task is draining: a job queued now is in its next batch. Set and cleared under the lock, together
+    /// with the look at `jobs`, so no job is left queued with no task to drain it.
+    draining: bool,
+}
+
+impl RuntimeQueue {
+    /// Queues `job`; returns whether the caller must start a draining task.
+    fn push(&self, job: Job) -> Result<bool, BatchError> {
+        let mut state = self.state.lock();
+        if state.jobs.len() >= self.capacity {
+            return Err(BatchError::Full);
+        }
+        state.jobs.push_back(job);
+        Ok(!std::mem::replace(&mut state.draining, true))
+    }
+
+    /// Scores batches until the queue is empty.
+    async fn drain(self: Arc<Self>) {
+        let mut guard = Draining {
+            queue: &self,
+            armed: true,
+        };
+        let width = self.backend.info().width;
+        let mut jobs: Vec<Job> = Vec::with_capacity(self.max_batch);
+        let mut rows: Vec<f32> = Vec::with_capacity(self.max_batch * width);
+        loop {
+            let n = {
+                let mut state = self.state.lock();
+                let mut n = 0;
+                while n < self.max_batch {
+                    let Some(job) = state.jobs.pop_front() else {
+                        break;
+                    };
+                    n += job.n_rows;
+                    jobs.push(job);
+                }
+                if jobs.is_empty() {
+                    state.draining = false;
+                    guard.armed = false;
+                    return;
+                }
+                n
+            };
+            score(&*self.backend, &mut jobs, &mut rows, n);
+            // Requests parsed while this batch ran queue up for the next one; answered ones go on.
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Clears `draining` if a draining task ends early (its runtime shutting down, or a backend that panics),
+/// refusing what is queued, so later requests start a new task instead of waiting for a gone one.
+struct Draining<'a> {
+    queue: &'a RuntimeQueue,
+    armed: bool,
+}
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut state = self.queue.state.lock();
+            state.draining = false;
+            // Dropping a job's reply answers its request with `Stopped`.
+            state.jobs.clear();
+        }
+    }
 }
 
 /// Why a batched call did not produce an output.
@@ -106,8 +199,8 @@ pub(crate) enum BatchError {
     /// The queue is full.
     #[error("the batching queue is full")]
     Full,
-    /// The batching thread has stopped.
-    #[error("the batching thread has stopped")]
+    /// The batching thread, or the task draining the queue, has stopped.
+    #[error("the batcher has stopped")]
     Stopped,
     /// The backend failed on the batch.
     #[error("{0}")]
@@ -125,16 +218,27 @@ impl BatchError {
 }
 
 impl Batcher {
-    /// Starts the batching thread for `backend`.
+    /// The batcher for `backend`: a queue drained on the runtime, or with `max_delay_us > 0` a batching
+    /// thread, started here.
     pub(crate) fn spawn(backend: Arc<dyn Backend>, config: BatchConfig) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Job>(config.queue);
         let name: Arc<str> = Arc::from(backend.info().name.as_str());
-        let for_thread = Arc::clone(&backend);
-        std::thread::Builder::new()
-            .name("rampart-batch".into())
-            .spawn(move || run(&*for_thread, &rx, config))?;
+        let gather = if config.max_delay_us == 0 {
+            Gather::Runtime(Arc::new(RuntimeQueue {
+                backend: Arc::clone(&backend),
+                max_batch: config.max_batch,
+                capacity: config.queue,
+                state: parking_lot::Mutex::default(),
+            }))
+        } else {
+            let (tx, rx) = mpsc::sync_channel::<Job>(config.queue);
+            let for_thread = Arc::clone(&backend);
+            std::thread::Builder::new()
+                .name("rampart-batch".into())
+                .spawn(move || run(&*for_thread, &rx, config))?;
+            Gather::Thread(tx)
+        };
         Ok(Self {
-            tx,
+            gather,
             name,
             backend,
             in_flight: AtomicUsize::new(0),
@@ -168,10 +272,17 @@ impl Batcher {
             n_rows,
             reply,
         };
-        match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(BatchError::Full),
-            Err(TrySendError::Disconnected(_)) => return Err(BatchError::Stopped),
+        match &self.gather {
+            Gather::Runtime(queue) => {
+                if queue.push(job)? {
+                    tokio::spawn(Arc::clone(queue).drain());
+                }
+            }
+            Gather::Thread(tx) => match tx.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => return Err(BatchError::Full),
+                Err(TrySendError::Disconnected(_)) => return Err(BatchError::Stopped),
+            },
         }
         match answer.await {
             Ok(Ok(output)) => Ok(output),
@@ -351,10 +462,51 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_requests_share_a_call_and_get_their_own_rows() {
+        // On the thread that waits for company, and on the runtime with no wait.
+        for max_delay_us in [50_000, 0] {
+            share_a_call(max_delay_us).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drain_that_ends_early_refuses_what_is_queued_and_the_next_request_starts_another() {
+        let backend = Arc::new(Recording::new());
+        let queue = Arc::new(RuntimeQueue {
+            backend: backend.clone(),
+            max_batch: 4,
+            capacity: 8,
+            state: parking_lot::Mutex::default(),
+        });
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            rows: vec![0.5, 0.0],
+            n_rows: 1,
+            reply,
+        };
+        assert!(queue.push(job).unwrap_or_else(|e| panic!("{e}")));
+        // A draining task dropped before its first poll, as at runtime shutdown.
+        drop(Draining {
+            queue: &queue,
+            armed: true,
+        });
+        assert!(answer.await.is_err(), "the queued job is answered, not left waiting");
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            rows: vec![0.5, 0.0],
+            n_rows: 1,
+            reply,
+        };
+        assert!(queue.push(job).unwrap_or_else(|e| panic!("{e}")), "a new drain is started");
+        tokio::spawn(Arc::clone(&queue).drain());
+        let out = answer.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.map(|o| o.values).ok(), Some(vec![0.5, 0.5]));
+    }
+
+    async fn share_a_call(max_delay_us: u64) {
         let backend = Arc::new(Recording::new());
         let config = BatchConfig {
             max_batch: 64,
-            max_delay_us: 50_000,
+            max_delay_us,
             queue: 64,
         };
         let batcher = Batcher::spawn(backend.clone(), config).unwrap_or_else(|e| panic!("{e}"));
@@ -403,9 +555,10 @@ mod tests {
         assert_eq!(backend.calls.lock().len(), before + 1);
     }
 
-    #[tokio::test]
-    // The lock is the batching thread's gate, held on purpose while this test's task sends: nothing else on
-    // this runtime takes it.
+    // Two workers: the draining task blocks one inside the held model call while this test's task sends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The lock is the model's gate, held on purpose while this test's task sends: only the draining task,
+    // on the other worker, takes it.
     #[allow(clippy::await_holding_lock)]
     async fn a_full_queue_is_refused_not_waited_for() {
         let backend = Arc::new(Recording::new());
