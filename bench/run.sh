@@ -2,6 +2,8 @@
 # The side-by-side load benchmark (issue 8): one run, one load generator (wrk), the same model
 # (breast_cancer_folded.onnx, 30 features) and the same request bodies for every point:
 #   1. Rampart, full defense (bench/full-defense.toml)   2. Rampart, no layers (bench/no-layers.toml)
+#   1b. Rampart, full defense with a buffered audit (bench/full-defense-buffered.toml: the Python pipeline's
+#       durability: its audit file is line-buffered, never synced)
 #   3. a bare axum + tract server (bench/bare)           4. the Python reference pipeline (../shared/bench)
 # Prints req/s, p50 and p99 per point and concurrency, the ratios full/python and full/bare, and writes JSON to
 # bench/results/. Usage: bench/run.sh            (15 s per point, concurrency 1 16 64)
@@ -18,7 +20,7 @@ if [ "${SMOKE:-0}" = 1 ]; then duration=2; concurrency="1 16"; warmup=1; fi
 shared=${SHARED:-$root/../shared}
 results="$here/results"
 mkdir -p "$results"
-rm -rf "$results"/full-defense-data "$results"/no-layers-data "$results/keys.toml"
+rm -rf "$results"/full-defense-data "$results"/full-defense-buffered-data "$results"/no-layers-data "$results/keys.toml"
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "== installing wrk" >&2
@@ -45,6 +47,11 @@ json_extra+=",\"disk_fdatasync_p50_us\":$sync_us"
 echo "== 1. rampart, full defense" >&2
 start_rampart "$here/full-defense.toml" 8501
 measure full-defense http://127.0.0.1:8501/v1/models/bench/predict "${pids[-1]}"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo "== 1b. rampart, full defense, buffered audit (the Python pipeline's durability)" >&2
+start_rampart "$here/full-defense-buffered.toml" 8505
+measure full-buffered http://127.0.0.1:8505/v1/models/bench/predict "${pids[-1]}"
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== 2. rampart, no layers" >&2
@@ -76,9 +83,10 @@ fi
 echo
 echo "ratios (req/s):"
 for c in $concurrency; do
-  f=${rps[full-defense,$c]:-0}; b=${rps[bare,$c]:-0}; p=${rps[python,$c]:-0}
-  awk -v c="$c" -v f="$f" -v b="$b" -v p="$p" 'BEGIN {
-    printf "  c=%-3s full/python %s   full/bare %s\n", c,
-      (p > 0 ? sprintf("%.2fx", f / p) : "n/a"), (b > 0 ? sprintf("%.2fx", f / b) : "n/a") }'
+  f=${rps[full-defense,$c]:-0}; fb=${rps[full-buffered,$c]:-0}; b=${rps[bare,$c]:-0}; p=${rps[python,$c]:-0}
+  awk -v c="$c" -v f="$f" -v fb="$fb" -v b="$b" -v p="$p" 'BEGIN {
+    printf "  c=%-3s full/python %s   full/bare %s   full-buffered/python %s   full-buffered/bare %s\n", c,
+      (p > 0 ? sprintf("%.2fx", f / p) : "n/a"), (b > 0 ? sprintf("%.2fx", f / b) : "n/a"),
+      (p > 0 ? sprintf("%.2fx", fb / p) : "n/a"), (b > 0 ? sprintf("%.2fx", fb / b) : "n/a") }'
 done
 write_results bench

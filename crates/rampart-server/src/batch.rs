@@ -489,14 +489,20 @@ mod tests {
             queue: &queue,
             armed: true,
         });
-        assert!(answer.await.is_err(), "the queued job is answered, not left waiting");
+        assert!(
+            answer.await.is_err(),
+            "the queued job is answered, not left waiting"
+        );
         let (reply, answer) = oneshot::channel();
         let job = Job {
             rows: vec![0.5, 0.0],
             n_rows: 1,
             reply,
         };
-        assert!(queue.push(job).unwrap_or_else(|e| panic!("{e}")), "a new drain is started");
+        assert!(
+            queue.push(job).unwrap_or_else(|e| panic!("{e}")),
+            "a new drain is started"
+        );
         tokio::spawn(Arc::clone(&queue).drain());
         let out = answer.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(out.map(|o| o.values).ok(), Some(vec![0.5, 0.5]));

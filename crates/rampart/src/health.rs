@@ -37,7 +37,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Err(e) => {
-            eprintln!("unhealthy: {}: {e:#}", args.url);
+            eprintln!("unhealthy: {}: {}", args.url, crate::render_error(&e));
             Ok(ExitCode::from(1))
         }
     }

@@ -145,8 +145,47 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", render_error(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes on one line, as `{:#}` prints them, less the causes a message already ends
+/// with: many library errors say their cause in their own text (so a log line that shows only the error
+/// still names it) and also expose it as their source, which `{:#}` would print twice.
+pub(crate) fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render_error;
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(rampart_server::config::LoadError::Read {
+            path: "x.toml".into(),
+            source: io,
+        })
+        .context("loading the config");
+        assert_eq!(
+            render_error(&e),
+            "loading the config: cannot read x.toml: no such file"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(render_error(&plain), "outer: inner");
     }
 }
