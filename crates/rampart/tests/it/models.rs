@@ -8,6 +8,18 @@ fn expected(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// The rows of a fixture's `sample_input` (flat, row-major in the file).
+fn sample_rows(exp: &Value) -> Vec<Vec<f64>> {
+    let input = &exp["sample_input"];
+    let width = input["shape"][1].as_u64().unwrap() as usize;
+    input["data"]
+        .as_array()
+        .unwrap()
+        .chunks(width)
+        .map(|r| r.iter().map(|v| v.as_f64().unwrap()).collect())
+        .collect()
+}
+
 fn entry(name: &str, extra: &str) -> String {
     format!(
         "[[models]]\nname = \"m\"\npath = \"{}\"\nvalidate = {{ ranges = \"none\" }}\nanomaly = {{ mode = \"off\" }}\n\
@@ -21,14 +33,7 @@ async fn scaler_pipeline_classifier_end_to_end() {
     // Pipeline(StandardScaler, LogisticRegression): the `Scaler` op stock tract cannot load.
     let exp = expected("cancer_logreg");
     let gw = TestGateway::start(&entry("cancer_logreg", "")).await;
-    let input = &exp["sample_input"];
-    let width = input["shape"][1].as_u64().unwrap() as usize;
-    let rows: Vec<Vec<f64>> = input["data"]
-        .as_array()
-        .unwrap()
-        .chunks(width)
-        .map(|r| r.iter().map(|v| v.as_f64().unwrap()).collect())
-        .collect();
+    let rows = sample_rows(&exp);
     let resp = gw
         .post("/v1/models/m/predict", &json!({"instances": rows}))
         .await;
@@ -120,14 +125,7 @@ async fn a_broken_model_file_is_a_clear_start_error() {
 #[tokio::test]
 async fn batched_answers_equal_unbatched_ones() {
     let exp = expected("cancer_logreg");
-    let input = &exp["sample_input"];
-    let width = input["shape"][1].as_u64().unwrap() as usize;
-    let rows: Vec<Vec<f64>> = input["data"]
-        .as_array()
-        .unwrap()
-        .chunks(width)
-        .map(|r| r.iter().map(|v| v.as_f64().unwrap()).collect())
-        .collect();
+    let rows = sample_rows(&exp);
     let plain = TestGateway::start(&entry("cancer_logreg", "")).await;
     let batched = TestGateway::start(&entry(
         "cancer_logreg",

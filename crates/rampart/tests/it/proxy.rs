@@ -539,27 +539,25 @@ async fn start_up_checks_the_upstream_against_the_entry() {
         )
     };
     // Labels that differ from the upstream's.
-    let body = proxy_entry(&table("")).replace(LABELS, r#"labels = ["benign", "malignant"]"#);
-    let err = TestGateway::start_with(Setup {
-        body: &body,
-        files,
-        ..Setup::default()
-    })
-    .await
-    .err()
-    .expect("refused");
+    let refused = |body: String| async move {
+        TestGateway::start_with(Setup {
+            body: &body,
+            files,
+            ..Setup::default()
+        })
+        .await
+        .err()
+        .expect("refused")
+    };
+    let err =
+        refused(proxy_entry(&table("")).replace(LABELS, r#"labels = ["benign", "malignant"]"#))
+            .await;
     assert!(err.contains("labels"), "{err}");
     // A baseline of another width (the demo's 4 features).
-    let body =
-        proxy_entry(&table("")).replace(&baseline().display().to_string(), "demo.baseline.json");
-    let err = TestGateway::start_with(Setup {
-        body: &body,
-        files,
-        ..Setup::default()
-    })
-    .await
-    .err()
-    .expect("refused");
+    let err = refused(
+        proxy_entry(&table("")).replace(&baseline().display().to_string(), "demo.baseline.json"),
+    )
+    .await;
     assert!(
         err.contains("30 features") && err.contains("baseline"),
         "{err}"

@@ -316,20 +316,7 @@ fn sighup_applies_roles_and_quotas_live_and_names_what_needs_a_restart() {
         "a role without permissions"
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        let (client, base, key) = (client.clone(), server.base.clone(), site.key.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if predict(&client, &base, &key) != 200 {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let load = Load::start(&client, &server.base, &site.key);
 
     reload_config(
         &site,
@@ -358,9 +345,7 @@ fn sighup_applies_roles_and_quotas_live_and_names_what_needs_a_restart() {
         log.contains("need a restart") && log.contains("server")
     });
 
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (sent, failed) = load.finish();
     assert!(sent > 10, "the load ran ({sent} requests)");
     assert_eq!(
         failed, 0,
@@ -379,20 +364,7 @@ fn sighup_reloads_keys_without_dropping_a_request() {
     let mut server = Server::start(&site, &["--drain-delay-ms", "0"]);
     let client = reqwest::blocking::Client::new();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        let (client, base, key) = (client.clone(), server.base.clone(), site.key.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if predict(&client, &base, &key) != 200 {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        })
-    };
+    let load = Load::start(&client, &server.base, &site.key);
 
     let new_key = site.keys_with_new_key("newcomer", &site.path("keys.toml.new"));
     std::fs::rename(site.path("keys.toml.new"), site.path("keys.toml")).unwrap();
@@ -421,9 +393,7 @@ fn sighup_reloads_keys_without_dropping_a_request() {
     });
     assert_eq!(predict(&client, &server.base, &new_key), 200);
 
-    stop.store(true, Ordering::Relaxed);
-    load.join().unwrap();
-    let (sent, failed) = (sent.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (sent, failed) = load.finish();
     assert!(sent > 10, "the load ran ({sent} requests)");
     assert_eq!(
         failed, 0,
@@ -431,4 +401,47 @@ fn sighup_reloads_keys_without_dropping_a_request() {
     );
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(20));
+}
+
+/// Predictions sent back to back from a thread until [`Load::finish`], counting those not answered 200.
+struct Load {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Load {
+    fn start(client: &reqwest::blocking::Client, base: &str, key: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let thread = {
+            let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+            let (client, base, key) = (client.clone(), base.to_owned(), key.to_owned());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if predict(&client, &base, &key) != 200 {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        Load {
+            stop,
+            sent,
+            failed,
+            thread,
+        }
+    }
+
+    /// Stops the load; returns (requests sent, requests not answered 200).
+    fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
 }
