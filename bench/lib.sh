@@ -1,5 +1,5 @@
-# Shared by bench/run.sh and bench/proxy.sh (sourced, not run). The caller sets: bin (the release dir),
-# results, lua (the wrk body script), warmup, duration, concurrency.
+# Shared by bench/run.sh and bench/proxy.sh (sourced, not run). The caller sets: here (bench/), bin (the
+# release dir), results, warmup, duration, concurrency; make_key_and_bodies sets BENCH_KEY and lua.
 
 pids=()
 json_points=()
@@ -14,6 +14,14 @@ cleanup() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+
+# A fresh API key for the bench (exported for the wrk script) and the request bodies (lua: the wrk script).
+make_key_and_bodies() {
+  export BENCH_KEY
+  BENCH_KEY=$("$bin/rampart" key new --id bench --role predictor --keys-file "$results/keys.toml" 2>/dev/null | head -1)
+  lua="$results/bodies.lua"
+  python3 "$here/make_bodies.py" "$here/data/breast_cancer_test.csv" "$here/data/breast_cancer.baseline.json" "$lua" >&2
+}
 
 wait_port() {
   for _ in $(seq 100); do

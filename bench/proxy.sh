@@ -30,13 +30,9 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
 fi
 bin="$root/target/release"
 
-export BENCH_KEY
-BENCH_KEY=$("$bin/rampart" key new --id bench --role predictor --keys-file "$results/keys.toml" 2>/dev/null | head -1)
-lua="$results/bodies.lua"
-python3 "$here/make_bodies.py" "$here/data/breast_cancer_test.csv" "$here/data/breast_cancer.baseline.json" "$lua" >&2
-
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+make_key_and_bodies
 
 for port in 8511 8512 8513; do
   if (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then

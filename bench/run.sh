@@ -32,13 +32,9 @@ echo "== building (release)" >&2
 cargo build --release --quiet -p rampart -p rampart-bench-bare
 bin="$root/target/release"
 
-export BENCH_KEY
-BENCH_KEY=$("$bin/rampart" key new --id bench --role predictor --keys-file "$results/keys.toml" 2>/dev/null | head -1)
-lua="$results/bodies.lua"
-python3 "$here/make_bodies.py" "$here/data/breast_cancer_test.csv" "$here/data/breast_cancer.baseline.json" "$lua" >&2
-
 # shellcheck source=bench/lib.sh
 source "$here/lib.sh"
+make_key_and_bodies
 
 sync_us=$(disk_sync_us)
 echo "disk: one 512-byte append + fdatasync, p50 $sync_us us (the floor a durable audit adds at c=1)"
