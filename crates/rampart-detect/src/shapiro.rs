@@ -41,15 +41,18 @@ const SMALL: f64 = 1e-19;
 pub fn shapiro_wilk(x: &[f64]) -> Result<ShapiroWilk, StatError> {
     check_len("sample", x, 3)?;
     check_finite("sample", x)?;
-    let n = x.len();
     let mut y = x.to_vec();
     y.sort_unstable_by(f64::total_cmp);
     // SciPy subtracts x[n/2] of the unsorted input (gh-15777); any middle-ish value does, this mirrors it.
-    let shift = x[n / 2];
+    sorted_minus(y, x[x.len() / 2])
+}
+
+/// W of sorted `y` after subtracting `shift` from each value.
+fn sorted_minus(mut y: Vec<f64>, shift: f64) -> Result<ShapiroWilk, StatError> {
     for v in &mut y {
         *v -= shift;
     }
-    with_coefficients(n, |a| swilk(&y, a))
+    with_coefficients(y.len(), |a| swilk(&y, a))
 }
 
 /// Shapiro–Wilk test of `x` already in ascending order: [`shapiro_wilk`] without the copy and the sort, for a
@@ -68,10 +71,7 @@ pub fn shapiro_wilk_sorted(y: &[f64]) -> Result<ShapiroWilk, StatError> {
             problem: "must be sorted in ascending order",
         });
     }
-    let n = y.len();
-    let shift = y[n / 2];
-    let shifted: Vec<f64> = y.iter().map(|v| v - shift).collect();
-    with_coefficients(n, |a| swilk(&shifted, a))
+    sorted_minus(y.to_vec(), y[y.len() / 2])
 }
 
 /// How many sample sizes' weights a thread keeps. PRADA tests the same identity's distance list again and
